@@ -1,0 +1,268 @@
+#include "actors/connection_actor.hpp"
+
+#include <chrono>
+#include <vector>
+
+#include "caf/all.hpp"
+
+#include "actors/nats_callbacks.hpp"
+#include "api/logging.hpp"
+#include "config/url.hpp"
+#include "messages/messages.hpp"
+
+namespace natsvisor {
+
+namespace {
+
+int64_t to_ms(caf::timespan t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t).count();
+}
+
+// Applies the configuration to fresh nats.c options. Returns the first failing status.
+natsStatus configure(natsOptions* opts, const std::vector<std::string>& servers,
+                     const settings& cfg) {
+  std::vector<const char*> raw;
+  for (auto& s : servers)
+    raw.push_back(s.c_str());
+  auto& n = cfg.nats;
+  natsStatus s = natsOptions_SetServers(opts, raw.data(), static_cast<int>(raw.size()));
+  // Keep the configured order: the first server of a list is the preferred one.
+  if (s == NATS_OK)
+    s = natsOptions_SetNoRandomize(opts, true);
+  if (s == NATS_OK)
+    s = natsOptions_SetName(opts, "natsvisor");
+  if (s == NATS_OK)
+    s = natsOptions_SetTimeout(opts, to_ms(cfg.connection_timeout));
+  if (s == NATS_OK)
+    s = natsOptions_SetAllowReconnect(opts, true);
+  if (s == NATS_OK)
+    s = natsOptions_SetMaxReconnect(opts, n.max_reconnect);
+  if (s == NATS_OK)
+    s = natsOptions_SetReconnectWait(opts, to_ms(n.reconnect_wait));
+  if (s == NATS_OK)
+    s = natsOptions_SetReconnectJitter(opts, to_ms(n.reconnect_jitter), to_ms(n.reconnect_jitter));
+  if (s == NATS_OK)
+    s = natsOptions_SetPingInterval(opts, to_ms(n.ping_interval));
+  if (s == NATS_OK)
+    s = natsOptions_SetMaxPingsOut(opts, n.max_pings_out);
+  if (s == NATS_OK)
+    s = natsOptions_SetReconnectBufSize(opts, n.reconnect_buf_size);
+  if (s == NATS_OK)
+    s = natsOptions_SetSendAsap(opts, n.send_asap);
+  if (s == NATS_OK && !cfg.user.empty())
+    s = natsOptions_SetUserInfo(opts, cfg.user.c_str(), cfg.password.c_str());
+  if (s == NATS_OK && !cfg.token.empty())
+    s = natsOptions_SetToken(opts, cfg.token.c_str());
+  if (s == NATS_OK && !cfg.creds_file.empty())
+    s = natsOptions_SetUserCredentialsFromFiles(opts, cfg.creds_file.c_str(), nullptr);
+  if (s == NATS_OK && cfg.tls)
+    s = natsOptions_SetSecure(opts, true);
+  if (s == NATS_OK && !cfg.tls_ca_file.empty())
+    s = natsOptions_LoadCATrustedCertificates(opts, cfg.tls_ca_file.c_str());
+  if (s == NATS_OK && !cfg.tls_cert_file.empty())
+    s = natsOptions_LoadCertificatesChain(opts, cfg.tls_cert_file.c_str(),
+                                          cfg.tls_key_file.c_str());
+  return s;
+}
+
+// Empty when the server offers JetStream to this account, otherwise why not. Only definite
+// answers count: a slow reply leaves JetStream presumed available, and its calls report.
+std::string jetstream_problem(jsCtx* js, const settings& cfg) {
+  jsOptions o;
+  jsOptions_Init(&o);
+  o.Wait = to_ms(cfg.health_timeout);
+  jsAccountInfo* info = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetAccountInfo(&info, js, &o, &jerr);
+  jsAccountInfo_Destroy(info);
+  if (s == NATS_OK)
+    return {};
+  if (s == NATS_NO_RESPONDERS)
+    return "JetStream is not enabled on the server (no responders)";
+  if (jerr == JSNotEnabledErr || jerr == JSNotEnabledForAccountErr)
+    return "JetStream is not enabled for this account";
+  return {};
+}
+
+} // namespace
+
+connection_actor_state::~connection_actor_state() {
+  if (core) {
+    // Handles may outlive this actor: closing (not destroying) makes them report closed, and
+    // the last handle destroys the connection.
+    closing = true;
+    natsConnection_Close(core->nc);
+  }
+}
+
+namespace {
+
+caf::behavior running(connection_actor_type* self);
+
+// Creates the JetStream context of this generation and hands both handles to the supervisor.
+void report_up(connection_actor_type* self) {
+  auto& st = self->state;
+  jsCtx* js = nullptr;
+  jetstream_handle js_handle;
+  std::string js_problem;
+  if (auto s = natsConnection_JetStream(&js, st.core->nc, nullptr); s == NATS_OK) {
+    js_handle = jetstream_handle{std::make_shared<detail::jetstream_core>(st.core, js), st.url,
+                                 st.generation};
+    js_problem = jetstream_problem(js, *st.cfg);
+  } else {
+    js_problem = describe(from_status(s, errc::jetstream_unavailable, st.url));
+  }
+  log().info("connected to {} (generation {})", st.url, st.generation);
+  self->send(st.supervisor, conn_up_atom_v, st.generation,
+             connection_handle{st.core, st.url, st.generation}, std::move(js_handle),
+             std::move(js_problem));
+}
+
+health_result check_health(connection_actor_type* self) {
+  auto& st = self->state;
+  health_result result;
+  result.url = st.url;
+  result.generation = st.generation;
+  auto start = std::chrono::steady_clock::now();
+  auto s = natsConnection_FlushTimeout(st.core->nc, std::max<int64_t>(1, to_ms(st.cfg->health_timeout)));
+  result.rtt = std::chrono::steady_clock::now() - start;
+  result.healthy = s == NATS_OK;
+  if (!result.healthy)
+    result.detail = describe(from_status(s, errc::nats_error, st.url, "round trip failed"));
+  return result;
+}
+
+// Common to both states: the callbacks that do not depend on having been connected.
+void on_closed(connection_actor_type* self, errc code, const std::string& what) {
+  auto& st = self->state;
+  if (st.closing)
+    return;
+  std::string detail = what;
+  if (const char* last = nullptr; natsConnection_GetLastError(st.core->nc, &last) != NATS_OK
+                                  && last != nullptr && *last != '\0')
+    detail += std::string{": "} + last;
+  else if (!st.last_async_error.empty())
+    detail += ": " + st.last_async_error;
+  self->quit(make_error(code, std::move(detail), st.url));
+}
+
+caf::behavior connecting(connection_actor_type* self) {
+  return {
+    [self](connected_atom) {
+      report_up(self);
+      self->become(running(self));
+    },
+    [self](disconnected_atom) {
+      // nats.c reports failed attempts of the first connect as disconnects: nothing to tell.
+    },
+    [self](reconnected_atom) {
+      report_up(self);
+      self->become(running(self));
+    },
+    [self](closed_atom) {
+      on_closed(self, errc::connect_failed,
+                "no server reachable after " + std::to_string(self->state.cfg->nats.max_reconnect)
+                  + " connect attempts");
+    },
+    [self](lame_duck_atom) { /* nop: not connected yet */ },
+    [self](async_error_atom, std::string& text) { self->state.last_async_error = std::move(text); },
+    [self](health_atom) {
+      health_result r;
+      r.url = self->state.url;
+      r.generation = self->state.generation;
+      r.detail = "not connected yet";
+      return r;
+    },
+  };
+}
+
+caf::behavior running(connection_actor_type* self) {
+  auto event = [self](connection_state s, std::string detail) {
+    self->send(self->state.supervisor, conn_event_atom_v, self->state.generation, s,
+               std::move(detail));
+  };
+  return {
+    [self](connected_atom) { /* nop: already connected */ },
+    [self, event](disconnected_atom) {
+      log().warn("lost the server of {}: nats.c reconnects (generation {})", self->state.url,
+                 self->state.generation);
+      event(connection_state::reconnecting, "disconnected; nats.c reconnects");
+    },
+    [self, event](reconnected_atom) {
+      log().info("reconnected to {} (generation {})", self->state.url, self->state.generation);
+      event(connection_state::connected, "reconnected by nats.c");
+    },
+    [self](closed_atom) {
+      on_closed(self, errc::connection_closed, "nats.c closed the connection for good");
+    },
+    [self, event](lame_duck_atom) {
+      log().warn("server of {} entered lame duck mode", self->state.url);
+      event(connection_state::connected, "server in lame duck mode");
+    },
+    [self](async_error_atom, std::string& text) {
+      log().warn("asynchronous error on {}: {}", self->state.url, text);
+      self->state.last_async_error = std::move(text);
+    },
+    [self](health_atom) { return check_health(self); },
+  };
+}
+
+} // namespace
+
+caf::behavior connection_actor(connection_actor_type* self, std::string key,
+                               uint64_t generation, caf::actor supervisor,
+                               std::shared_ptr<const settings> cfg) {
+  auto& st = self->state;
+  st.key = std::move(key);
+  st.url = redact(st.key);
+  st.generation = generation;
+  st.supervisor = std::move(supervisor);
+  st.cfg = std::move(cfg);
+  // Without its supervisor nobody could use this connection.
+  self->monitor(st.supervisor);
+  self->set_down_handler([self](caf::down_msg&) { self->quit(); });
+  auto servers = parse_servers(st.key);
+  if (!servers) {
+    self->quit(servers.error());
+    return {};
+  }
+  natsOptions* opts = nullptr;
+  natsStatus s = natsOptions_Create(&opts);
+  if (s == NATS_OK)
+    s = configure(opts, *servers, *st.cfg);
+  if (s != NATS_OK) {
+    auto err = from_status(s, errc::invalid_config, st.url, "invalid connection options");
+    natsOptions_Destroy(opts);
+    self->quit(std::move(err));
+    return {};
+  }
+  auto* bridge = new detail::callback_bridge{self->ctrl()};
+  if (s = detail::install_callbacks(opts, bridge); s != NATS_OK) {
+    natsOptions_Destroy(opts);
+    delete bridge;  // no connection exists, so no callback can run
+    self->quit(from_status(s, errc::connect_failed, st.url, "installing callbacks"));
+    return {};
+  }
+  log().info("connecting to {} (generation {})", st.url, st.generation);
+  natsConnection* nc = nullptr;
+  // Blocks for at most one attempt (connection_timeout): this actor runs detached. With
+  // retry-on-failed-connect a refused first attempt returns NATS_NOT_YET_CONNECTED at once.
+  s = natsConnection_Connect(&nc, opts);
+  natsOptions_Destroy(opts);
+  if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
+    // nats.c released the half-made connection without calling back.
+    auto err = from_status(s, errc::connect_failed, st.url, "connect");
+    delete bridge;
+    self->quit(std::move(err));
+    return {};
+  }
+  st.core = std::make_shared<detail::connection_core>(nc);
+  if (s == NATS_OK) {
+    report_up(self);
+    return running(self);
+  }
+  log().info("no server at {} yet: nats.c keeps trying (generation {})", st.url, st.generation);
+  return connecting(self);
+}
+
+} // namespace natsvisor

@@ -1,0 +1,46 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "caf/stateful_actor.hpp"
+
+#include "config/settings.hpp"
+#include "messages/handles.hpp"
+
+namespace natsvisor {
+
+/// State of the actor that owns one natsConnection (one URL, one generation).
+struct connection_actor_state {
+  ~connection_actor_state();
+
+  std::string key;  ///< the URL as configured; may hold credentials, so it is never logged
+  std::string url;  ///< redacted
+  uint64_t generation = 0;
+  caf::actor supervisor;
+  std::shared_ptr<const settings> cfg;
+  std::shared_ptr<detail::connection_core> core;
+  /// Set before our own close, so that the closed callback it causes is no failure.
+  bool closing = false;
+  std::string last_async_error;
+
+  static inline const char* name = "natsvisor.connection";
+};
+
+using connection_actor_type = caf::stateful_actor<connection_actor_state>;
+
+/// Owns the nats.c connection to `key` (one server or a comma-separated cluster list). It must
+/// be spawned `detached`: connecting, closing (which joins nats.c's threads) and health round
+/// trips block, and they must never block a scheduler thread.
+///
+/// Reports to `supervisor`: (conn_up, generation, connection_handle, jetstream_handle,
+/// jetstream_problem) once connected, and (conn_evt, generation, state, detail) when nats.c
+/// loses or regains the server. Lets nats.c reconnect inside the connection; exits with
+/// errc::connection_closed when nats.c closes it for good, errc::connect_failed when the first
+/// connect fails definitively. Answers `health` with a real round trip.
+caf::behavior connection_actor(connection_actor_type* self, std::string key,
+                               uint64_t generation, caf::actor supervisor,
+                               std::shared_ptr<const settings> cfg);
+
+} // namespace natsvisor

@@ -1,0 +1,87 @@
+#pragma once
+
+#include <exception>
+#include <string>
+
+#include "caf/actor.hpp"
+#include "caf/actor_system.hpp"
+#include "caf/expected.hpp"
+
+#include "api/logging.hpp"
+#include "api/requests.hpp"
+#include "config/settings.hpp"
+#include "messages/messages.hpp"
+
+namespace natsvisor {
+
+/// The connection service for blocking code (main, tests, threads outside actors): owns the
+/// supervisor actor and turns each call into a request through a scoped_actor. Event-based
+/// actors use `actor()` with the request functions of api/requests.hpp instead, and must not
+/// call these blocking functions.
+class connection_service {
+public:
+  /// Spawns the supervisor; URLs listed in `cfg.urls` start connecting at once.
+  connection_service(caf::actor_system& sys, settings cfg);
+  /// Stops the service: every connection is closed.
+  ~connection_service();
+  connection_service(const connection_service&) = delete;
+  connection_service& operator=(const connection_service&) = delete;
+
+  /// The supervisor, for requests from actors and for watchers.
+  const caf::actor& actor() const noexcept { return supervisor_; }
+  const settings& config() const noexcept { return cfg_; }
+
+  caf::expected<connection_handle> get_connection(const std::string& url = {});
+  caf::expected<jetstream_handle> get_jetstream(const std::string& url = {});
+  caf::expected<connection_scope> open_scope(const std::string& url = {});
+  caf::expected<jetstream_scope> open_jetstream_scope(const std::string& url = {});
+  /// A real round trip; `healthy` is false (with the reason) when there is none.
+  caf::expected<health_result> health_check(const std::string& url = {});
+  /// Closes the URL's connection and drops its JetStream context; a later request reopens it.
+  caf::error close_connection(const std::string& url = {});
+  /// Clears the failure history; revives a URL given up on.
+  caf::error reset(const std::string& url = {});
+  caf::expected<status_report> status();
+  void watch(const caf::actor& watcher);
+  void unwatch(const caf::actor& watcher);
+
+  /// Runs `f(const connection_handle&)` inside a connection scope (the C++ form of the
+  /// original `async with connection_scope()`): the scope ends however `f` ends, and an
+  /// exception is logged and rethrown. Returns the error when no connection could be had.
+  template <class F>
+  caf::error with_connection(F&& f, const std::string& url = {}) {
+    return with_scope(open_scope(url), std::forward<F>(f), "connection");
+  }
+
+  /// Same with `f(const jetstream_handle&)` (the original `jetstream_scope`).
+  template <class F>
+  caf::error with_jetstream(F&& f, const std::string& url = {}) {
+    return with_scope(open_jetstream_scope(url), std::forward<F>(f), "JetStream");
+  }
+
+  /// Stops the supervisor and waits until it is gone; idempotent.
+  void stop();
+
+private:
+  template <class Scope, class F>
+  caf::error with_scope(caf::expected<Scope> scope, F&& f, const char* what) {
+    if (!scope)
+      return std::move(scope.error());
+    try {
+      f(scope->handle());
+    } catch (const std::exception& e) {
+      log().error("error in {} scope of {}: {}", what, scope->handle().url(), e.what());
+      throw;
+    }
+    return caf::none;
+  }
+
+  template <class T, class... Ts>
+  caf::expected<T> ask(caf::timespan deadline, Ts&&... xs);
+
+  caf::actor_system& sys_;
+  settings cfg_;
+  caf::actor supervisor_;
+};
+
+} // namespace natsvisor

@@ -1,0 +1,401 @@
+#include "config/settings.hpp"
+
+#include <cmath>
+#include <cstdlib>
+#include <map>
+
+#include "caf/config_option_adder.hpp"
+#include "caf/config_value.hpp"
+
+#include "config/url.hpp"
+#include "messages/errors.hpp"
+#include "messages/messages.hpp"
+
+namespace natsvisor {
+
+namespace {
+
+using caf::config_value;
+
+// A value check returns the problem, or an empty string when the value was taken.
+using setter = std::function<std::string(const config_value&, settings&)>;
+
+struct key_spec {
+  key_doc doc;
+  setter set;
+  bool is_list = false;
+};
+
+std::optional<int64_t> to_integer(const config_value& v) {
+  if (auto i = caf::get_if<config_value::integer>(&v))
+    return *i;
+  if (auto s = caf::get_if<std::string>(&v)) {
+    if (s->empty())
+      return std::nullopt;
+    char* end = nullptr;
+    errno = 0;
+    auto n = std::strtoll(s->c_str(), &end, 10);
+    if (errno != 0 || *end != '\0')
+      return std::nullopt;
+    return n;
+  }
+  return std::nullopt;
+}
+
+std::optional<double> to_real(const config_value& v) {
+  if (auto d = caf::get_if<config_value::real>(&v))
+    return *d;
+  if (auto i = caf::get_if<config_value::integer>(&v))
+    return static_cast<double>(*i);
+  if (auto s = caf::get_if<std::string>(&v)) {
+    if (s->empty())
+      return std::nullopt;
+    char* end = nullptr;
+    auto d = std::strtod(s->c_str(), &end);
+    if (*end != '\0' || !std::isfinite(d))
+      return std::nullopt;
+    return d;
+  }
+  return std::nullopt;
+}
+
+std::optional<bool> to_bool(const config_value& v) {
+  if (auto b = caf::get_if<bool>(&v))
+    return *b;
+  if (auto s = caf::get_if<std::string>(&v)) {
+    if (*s == "true" || *s == "yes" || *s == "on" || *s == "1")
+      return true;
+    if (*s == "false" || *s == "no" || *s == "off" || *s == "0")
+      return false;
+  }
+  return std::nullopt;
+}
+
+// CAF's timespan, a number of seconds, or a string such as "250ms", "2s", "1.5", "2min".
+std::optional<caf::timespan> to_duration(const config_value& v) {
+  using namespace std::chrono;
+  if (auto t = caf::get_if<caf::timespan>(&v))
+    return *t;
+  auto from_seconds = [](double s) -> std::optional<caf::timespan> {
+    if (!std::isfinite(s) || std::abs(s) > 1e9)
+      return std::nullopt;
+    return duration_cast<caf::timespan>(duration<double>(s));
+  };
+  if (auto i = caf::get_if<config_value::integer>(&v))
+    return from_seconds(static_cast<double>(*i));
+  if (auto d = caf::get_if<config_value::real>(&v))
+    return from_seconds(*d);
+  if (auto s = caf::get_if<std::string>(&v)) {
+    if (s->empty())
+      return std::nullopt;
+    char* end = nullptr;
+    auto n = std::strtod(s->c_str(), &end);
+    std::string unit{end};
+    static const std::map<std::string, double> scale{
+      {"", 1.0},      {"s", 1.0},      {"ms", 1e-3}, {"us", 1e-6},
+      {"ns", 1e-9},   {"min", 60.0},   {"h", 3600.0}};
+    if (end == s->c_str())
+      return std::nullopt;
+    auto it = scale.find(unit);
+    if (it == scale.end())
+      return std::nullopt;
+    return from_seconds(n * it->second);
+  }
+  return std::nullopt;
+}
+
+std::string describe_value(const config_value& v) {
+  return caf::to_string(v);
+}
+
+setter string_key(std::string settings::*field, bool allow_empty = true) {
+  return [=](const config_value& v, settings& s) -> std::string {
+    auto str = caf::get_if<std::string>(&v);
+    if (!str)
+      return "expected a string, got " + describe_value(v);
+    if (!allow_empty && str->empty())
+      return "must not be empty";
+    s.*field = *str;
+    return {};
+  };
+}
+
+template <class Field>
+setter int_key(Field field, int64_t min, int64_t max) {
+  return [=](const config_value& v, settings& s) -> std::string {
+    auto n = to_integer(v);
+    if (!n)
+      return "expected a whole number, got " + describe_value(v);
+    if (*n < min || *n > max)
+      return "must be between " + std::to_string(min) + " and " + std::to_string(max)
+             + ", got " + std::to_string(*n);
+    field(s) = static_cast<int>(*n);
+    return {};
+  };
+}
+
+template <class Field>
+setter duration_key(Field field, bool allow_zero) {
+  return [=](const config_value& v, settings& s) -> std::string {
+    auto d = to_duration(v);
+    if (!d)
+      return "expected a duration (e.g. 250ms, 2s or a number of seconds), got "
+             + describe_value(v);
+    if (d->count() < 0 || (!allow_zero && d->count() == 0))
+      return std::string{"must be "} + (allow_zero ? "zero or positive" : "positive")
+             + ", got " + describe_value(v);
+    field(s) = *d;
+    return {};
+  };
+}
+
+template <class Field>
+setter real_key(Field field, double min, double max) {
+  return [=](const config_value& v, settings& s) -> std::string {
+    auto d = to_real(v);
+    if (!d)
+      return "expected a number, got " + describe_value(v);
+    if (*d < min || *d > max)
+      return "must be between " + std::to_string(min) + " and " + std::to_string(max)
+             + ", got " + describe_value(v);
+    field(s) = *d;
+    return {};
+  };
+}
+
+template <class Field>
+setter bool_key(Field field) {
+  return [=](const config_value& v, settings& s) -> std::string {
+    auto b = to_bool(v);
+    if (!b)
+      return "expected true or false, got " + describe_value(v);
+    field(s) = *b;
+    return {};
+  };
+}
+
+#define NV_FIELD(expr) [](settings & s) -> auto& { return s.expr; }
+
+const std::vector<key_spec>& specs() {
+  static const std::vector<key_spec> result{
+    {{"nats_url", "nats://localhost:4222",
+      "default URL; a comma-separated list names the servers of one cluster (env NATS_URL)"},
+     [](const config_value& v, settings& s) -> std::string {
+       auto str = caf::get_if<std::string>(&v);
+       if (!str)
+         return "expected a string, got " + describe_value(v);
+       if (auto servers = parse_servers(*str); !servers)
+         return detail_of(servers.error()) + " in " + redact(*str);
+       s.nats_url = *str;
+       return {};
+     }},
+    {{"urls", "[]", "URLs connected eagerly at start (others connect on first use)"},
+     [](const config_value& v, settings& s) -> std::string {
+       std::vector<std::string> urls;
+       auto take = [&](const config_value& x) -> std::string {
+         auto str = caf::get_if<std::string>(&x);
+         if (!str)
+           return "expected a list of strings, got " + describe_value(v);
+         if (auto servers = parse_servers(*str); !servers)
+           return detail_of(servers.error()) + " in " + redact(*str);
+         urls.push_back(*str);
+         return {};
+       };
+       if (auto list = caf::get_if<config_value::list>(&v)) {
+         for (auto& x : *list)
+           if (auto problem = take(x); !problem.empty())
+             return problem;
+       } else if (auto problem = take(v); !problem.empty()) {
+         return problem;
+       }
+       s.urls = std::move(urls);
+       return {};
+     },
+     true},
+    {{"connection_pool_size", "10", "connections per URL in the lease pool (1..1000)"},
+     int_key(NV_FIELD(connection_pool_size), 1, 1000)},
+    {{"connection_timeout", "10s", "nats.c's timeout for one connect attempt"},
+     duration_key(NV_FIELD(connection_timeout), false)},
+    {{"request_timeout", "10s",
+      "how long a request waits for a (re)starting connection before a timeout error"},
+     duration_key(NV_FIELD(request_timeout), false)},
+    {{"max_reconnect_attempts", "5",
+      "supervisor restarts per failure episode before giving up (0 = give up at once)"},
+     int_key(NV_FIELD(policy.max_attempts), 0, 1000000)},
+    {{"reconnect_delay", "2s", "delay before the first restart of an episode"},
+     duration_key(NV_FIELD(policy.base_delay), true)},
+    {{"backoff_multiplier", "2.0", "factor between successive restart delays (>= 1)"},
+     real_key(NV_FIELD(policy.multiplier), 1.0, 100.0)},
+    {{"backoff_cap", "30s", "largest restart delay before jitter"},
+     duration_key(NV_FIELD(policy.max_delay), false)},
+    {{"backoff_jitter", "0.2", "random fraction (0..1) added to or taken from each delay"},
+     real_key(NV_FIELD(policy.jitter), 0.0, 1.0)},
+    {{"max_restarts", "20", "restarts allowed within restart_window before giving up"},
+     int_key(NV_FIELD(policy.max_restarts), 1, 1000000)},
+    {{"restart_window", "60s", "sliding window for max_restarts"},
+     duration_key(NV_FIELD(policy.window), false)},
+    {{"stable_period", "30s", "a connection up this long ends its failure episode"},
+     duration_key(NV_FIELD(policy.stable_period), false)},
+    {{"escalate_on_give_up", "false",
+      "the supervisor exits with gave_up when it gives up on a URL"},
+     bool_key(NV_FIELD(escalate_on_give_up))},
+    {{"lease_timeout", "5s", "how long a lease request waits for a free pooled connection"},
+     duration_key(NV_FIELD(lease_timeout), false)},
+    {{"leak_threshold", "60s", "a lease held longer than this is reported"},
+     duration_key(NV_FIELD(leak_threshold), false)},
+    {{"health_timeout", "2s", "deadline of the round trip in health_check"},
+     duration_key(NV_FIELD(health_timeout), false)},
+    {{"nats_max_reconnect", "60",
+      "nats.c's reconnect attempts inside one connection before it closes for good"},
+     int_key(NV_FIELD(nats.max_reconnect), 0, 1000000)},
+    {{"nats_reconnect_wait", "2s", "nats.c's wait between reconnect attempts to one server"},
+     duration_key(NV_FIELD(nats.reconnect_wait), false)},
+    {{"nats_reconnect_jitter", "100ms", "nats.c's random extra reconnect wait"},
+     duration_key(NV_FIELD(nats.reconnect_jitter), true)},
+    {{"nats_ping_interval", "2min", "nats.c's ping interval (a hung server is noticed after "
+                                    "ping_interval x (max_pings_out + 1))"},
+     duration_key(NV_FIELD(nats.ping_interval), false)},
+    {{"nats_max_pings_out", "2", "unanswered pings before nats.c drops the connection"},
+     int_key(NV_FIELD(nats.max_pings_out), 1, 1000)},
+    {{"nats_reconnect_buf_size", "8388608",
+      "bytes nats.c buffers for publishes while reconnecting"},
+     int_key(NV_FIELD(nats.reconnect_buf_size), 0, 1 << 30)},
+    {{"nats_send_asap", "false", "flush every publish at once (lower latency, less batching)"},
+     bool_key(NV_FIELD(nats.send_asap))},
+    {{"tls", "false", "require TLS"}, bool_key(NV_FIELD(tls))},
+    {{"tls_ca_file", "\"\"", "CA certificates file"}, string_key(&settings::tls_ca_file)},
+    {{"tls_cert_file", "\"\"", "client certificate chain file"},
+     string_key(&settings::tls_cert_file)},
+    {{"tls_key_file", "\"\"", "client key file"}, string_key(&settings::tls_key_file)},
+    {{"user", "\"\"", "user name (env NATS_USER)"}, string_key(&settings::user)},
+    {{"password", "\"\"", "password (env NATS_PASSWORD); never logged"},
+     string_key(&settings::password)},
+    {{"token", "\"\"", "token (env NATS_TOKEN); never logged"}, string_key(&settings::token)},
+    {{"creds_file", "\"\"", "NATS credentials file (env NATS_CREDS)"},
+     string_key(&settings::creds_file)},
+    {{"log_level", "info", "trace, debug, info, warn, error or off"},
+     [](const config_value& v, settings& s) -> std::string {
+       auto str = caf::get_if<std::string>(&v);
+       static const char* levels[] = {"trace", "debug", "info", "warn", "error", "off"};
+       if (str)
+         for (auto level : levels)
+           if (*str == level) {
+             s.log_level = *str;
+             return {};
+           }
+       return "expected one of trace, debug, info, warn, error, off, got " + describe_value(v);
+     }},
+  };
+  return result;
+}
+
+#undef NV_FIELD
+
+// CAF 0.17 keeps the option set protected; naming it through a derived class is allowed.
+struct option_access : caf::actor_system_config {
+  static caf::config_option_set& of(caf::actor_system_config& cfg) {
+    return cfg.*(&option_access::custom_options_);
+  }
+};
+
+caf::error config_error(const std::string& key, const std::string& problem) {
+  return make_error(errc::invalid_config,
+                    std::string{config_group} + "." + key + ": " + problem);
+}
+
+} // namespace
+
+std::optional<std::string> process_env(const std::string& name) {
+  if (auto value = std::getenv(name.c_str()))
+    return std::string{value};
+  return std::nullopt;
+}
+
+caf::expected<settings> parse_settings(const caf::settings& group, const env_lookup& env) {
+  settings result;
+  auto& all = specs();
+  for (auto& [key, value] : group) {
+    auto spec = std::find_if(all.begin(), all.end(),
+                             [&](const key_spec& x) { return key == x.doc.key; });
+    if (spec == all.end())
+      return config_error(key, "unknown key (see the README's table of keys)");
+    if (auto problem = spec->set(value, result); !problem.empty())
+      return config_error(key, problem);
+  }
+  // Environment fall-backs apply only where the configuration is silent.
+  auto fallback = [&](const char* key, const char* var, std::string settings::*field,
+                      bool is_url) -> caf::error {
+    if (group.count(key) != 0 || !env)
+      return caf::none;
+    auto value = env(var);
+    if (!value || value->empty())
+      return caf::none;
+    if (is_url)
+      if (auto servers = parse_servers(*value); !servers)
+        return make_error(errc::invalid_config, std::string{"environment variable "} + var
+                                                  + ": " + detail_of(servers.error())
+                                                  + " in " + redact(*value));
+    result.*field = *value;
+    return caf::none;
+  };
+  if (auto err = fallback("nats_url", "NATS_URL", &settings::nats_url, true))
+    return err;
+  fallback("user", "NATS_USER", &settings::user, false);
+  fallback("password", "NATS_PASSWORD", &settings::password, false);
+  fallback("token", "NATS_TOKEN", &settings::token, false);
+  fallback("creds_file", "NATS_CREDS", &settings::creds_file, false);
+  if (result.policy.max_delay < result.policy.base_delay)
+    return config_error("backoff_cap", "must not be below reconnect_delay");
+  if (!result.token.empty() && !result.user.empty())
+    return config_error("token", "use either a token or a user, not both");
+  return result;
+}
+
+caf::expected<settings> parse_settings(const caf::actor_system_config& cfg,
+                                       const env_lookup& env) {
+  auto it = cfg.content.find(config_group);
+  if (it == cfg.content.end())
+    return parse_settings(caf::settings{}, env);
+  auto group = caf::get_if<caf::settings>(&it->second);
+  if (!group)
+    return make_error(errc::invalid_config, std::string{config_group} + " must be a group");
+  return parse_settings(*group, env);
+}
+
+void add_to(caf::actor_system_config& cfg) {
+  // Every key is declared as a string (lists as string lists) and typed by parse_settings:
+  // CAF's own parsers would reject values with messages that do not name natsvisor's key,
+  // and silently turn "-5s" into zero.
+  caf::config_option_adder adder{option_access::of(cfg), config_group};
+  for (auto& spec : specs()) {
+    if (spec.is_list)
+      adder.add<std::vector<std::string>>(spec.doc.key, spec.doc.meaning);
+    else
+      adder.add<std::string>(spec.doc.key, spec.doc.meaning);
+  }
+  cfg.add_message_types<caf::id_block::natsvisor>();
+  cfg.add_error_category(error_category, [](uint8_t code, caf::atom_value, const caf::message& ctx) {
+    std::string out = to_string(static_cast<errc>(code));
+    if (ctx.size() >= 1 && ctx.match_element<std::string>(0) && !ctx.get_as<std::string>(0).empty())
+      out += ": " + ctx.get_as<std::string>(0);
+    if (ctx.size() >= 2 && ctx.match_element<std::string>(1) && !ctx.get_as<std::string>(1).empty())
+      out += " [" + ctx.get_as<std::string>(1) + "]";
+    return out;
+  });
+}
+
+config::config() {
+  add_to(*this);
+}
+
+const std::vector<key_doc>& documented_keys() {
+  static const std::vector<key_doc> result = [] {
+    std::vector<key_doc> docs;
+    for (auto& spec : specs())
+      docs.push_back(spec.doc);
+    return docs;
+  }();
+  return result;
+}
+
+} // namespace natsvisor

@@ -1,0 +1,95 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "caf/actor_system_config.hpp"
+#include "caf/expected.hpp"
+#include "caf/settings.hpp"
+#include "caf/timespan.hpp"
+
+#include "supervisors/restart_policy.hpp"
+
+namespace natsvisor {
+
+/// nats.c's own reconnect and ping settings: how one connection recovers by itself before
+/// the supervisor has to start a fresh one.
+struct nats_options {
+  int max_reconnect = 60;                                      // nats_max_reconnect
+  caf::timespan reconnect_wait = std::chrono::seconds(2);      // nats_reconnect_wait
+  caf::timespan reconnect_jitter = std::chrono::milliseconds(100); // nats_reconnect_jitter
+  caf::timespan ping_interval = std::chrono::minutes(2);       // nats_ping_interval
+  int max_pings_out = 2;                                       // nats_max_pings_out
+  int reconnect_buf_size = 8 * 1024 * 1024;                    // nats_reconnect_buf_size (bytes)
+  bool send_asap = false;                                      // nats_send_asap
+};
+
+/// Everything natsvisor reads from configuration, validated.
+struct settings {
+  std::string nats_url = "nats://localhost:4222";
+  std::vector<std::string> urls;  ///< connected eagerly at start (the default URL is lazy)
+  int connection_pool_size = 10;
+  caf::timespan connection_timeout = std::chrono::seconds(10);
+  /// How long a request waits for a connection that is (re)starting before `timeout`.
+  caf::timespan request_timeout = std::chrono::seconds(10);
+  restart_policy policy;          ///< max_reconnect_attempts, reconnect_delay, backoff_*, ...
+  bool escalate_on_give_up = false;
+  caf::timespan lease_timeout = std::chrono::seconds(5);
+  caf::timespan leak_threshold = std::chrono::seconds(60);
+  caf::timespan health_timeout = std::chrono::seconds(2);
+  nats_options nats;
+  // TLS and credentials (also from NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_CREDS).
+  bool tls = false;
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string user;
+  std::string password;
+  std::string token;
+  std::string creds_file;
+  std::string log_level = "info";
+};
+
+/// The configuration group natsvisor's keys live in: `natsvisor.nats_url`, ...
+constexpr const char* config_group = "natsvisor";
+
+/// Reads an environment variable; injectable so tests do not depend on the process environment.
+using env_lookup = std::function<std::optional<std::string>(const std::string&)>;
+
+/// The process environment.
+std::optional<std::string> process_env(const std::string& name);
+
+/// Pure: validates the `natsvisor` group of CAF's configuration (config file and command line)
+/// and fills in defaults. `NATS_URL` (and the credential variables) apply when the key is
+/// absent. Durations take CAF's units ("250ms", "2s") or plain numbers of seconds. Unknown
+/// keys, wrong types, negative values and zeros where they make no sense fail with
+/// errc::invalid_config naming the key.
+caf::expected<settings> parse_settings(const caf::settings& group,
+                                       const env_lookup& env = process_env);
+
+/// Same, from a whole actor_system_config (its `natsvisor` group; absent means defaults).
+caf::expected<settings> parse_settings(const caf::actor_system_config& cfg,
+                                       const env_lookup& env = process_env);
+
+/// Declares natsvisor's keys (so `--help` lists them and the command line accepts them),
+/// registers its message types and its error category. Call before parsing the config.
+void add_to(caf::actor_system_config& cfg);
+
+/// An actor_system_config with natsvisor already added.
+class config : public caf::actor_system_config {
+public:
+  config();
+};
+
+/// Every key of the group with its default and meaning, for --help and the README.
+struct key_doc {
+  const char* key;
+  const char* default_value;
+  const char* meaning;
+};
+const std::vector<key_doc>& documented_keys();
+
+} // namespace natsvisor

@@ -1,0 +1,100 @@
+#include "messages/errors.hpp"
+
+#include "caf/message.hpp"
+
+namespace natsvisor {
+
+const char* to_string(errc x) {
+  switch (x) {
+    case errc::none: return "none";
+    case errc::invalid_url: return "invalid_url";
+    case errc::connect_failed: return "connect_failed";
+    case errc::timeout: return "timeout";
+    case errc::connection_closed: return "connection_closed";
+    case errc::gave_up: return "gave_up";
+    case errc::pool_exhausted: return "pool_exhausted";
+    case errc::jetstream_unavailable: return "jetstream_unavailable";
+    case errc::invalid_subject: return "invalid_subject";
+    case errc::payload_too_large: return "payload_too_large";
+    case errc::unknown_service: return "unknown_service";
+    case errc::invalid_config: return "invalid_config";
+    case errc::service_stopped: return "service_stopped";
+    case errc::nats_error: return "nats_error";
+  }
+  return "unknown";
+}
+
+caf::error make_error(errc code, std::string detail, std::string url) {
+  return caf::error{static_cast<uint8_t>(code), error_category,
+                    caf::make_message(std::move(detail), std::move(url))};
+}
+
+caf::error from_status(natsStatus s, errc fallback, const std::string& url,
+                       const std::string& what) {
+  // The one place where nats.c statuses become natsvisor codes.
+  errc code = fallback;
+  switch (s) {
+    case NATS_TIMEOUT: code = errc::timeout; break;
+    case NATS_CONNECTION_CLOSED: code = errc::connection_closed; break;
+    case NATS_INVALID_SUBJECT: code = errc::invalid_subject; break;
+    case NATS_MAX_PAYLOAD: code = errc::payload_too_large; break;
+    default: break;
+  }
+  std::string detail = what.empty() ? std::string{} : what + ": ";
+  detail += natsStatus_GetText(s);
+  natsStatus last = NATS_OK;
+  // nats_GetLastError is per thread: it describes the call that just failed on this thread.
+  if (const char* text = nats_GetLastError(&last); text != nullptr && *text != '\0'
+                                                   && detail.find(text) == std::string::npos) {
+    detail += " (";
+    detail += text;
+    detail += ")";
+  }
+  return make_error(code, std::move(detail), url);
+}
+
+errc code_of(const caf::error& e) {
+  if (!e || e.category() != error_category)
+    return errc::none;
+  return static_cast<errc>(e.code());
+}
+
+namespace {
+std::string context_string(const caf::error& e, size_t index) {
+  if (code_of(e) == errc::none)
+    return {};
+  auto& ctx = e.context();
+  if (ctx.size() > index && ctx.match_element<std::string>(index))
+    return ctx.get_as<std::string>(index);
+  return {};
+}
+} // namespace
+
+std::string detail_of(const caf::error& e) {
+  return context_string(e, 0);
+}
+
+std::string url_of(const caf::error& e) {
+  return context_string(e, 1);
+}
+
+std::string describe(const caf::error& e) {
+  if (!e)
+    return "no error";
+  if (code_of(e) == errc::none)
+    return caf::to_string(e);
+  std::string out = "natsvisor.";
+  out += to_string(code_of(e));
+  if (auto d = detail_of(e); !d.empty()) {
+    out += ": ";
+    out += d;
+  }
+  if (auto u = url_of(e); !u.empty()) {
+    out += " [";
+    out += u;
+    out += "]";
+  }
+  return out;
+}
+
+} // namespace natsvisor

@@ -1,0 +1,29 @@
+#include "messages/handles.hpp"
+
+#include "caf/send.hpp"
+#include "messages/messages.hpp"
+
+namespace natsvisor {
+namespace detail {
+
+connection_core::~connection_core() {
+  // Destroy closes first if needed. nats.c may still run the closed callback afterwards; the
+  // callback's closure is a separate heap object (see actors/nats_callbacks), not this one.
+  natsConnection_Destroy(nc);
+}
+
+jetstream_core::~jetstream_core() {
+  jsCtx_Destroy(js);
+}
+
+scope_guard::~scope_guard() {
+  caf::anon_send(service, scope_end_atom_v, std::move(key));
+}
+
+} // namespace detail
+
+bool connection_handle::closed() const noexcept {
+  return !core_ || natsConnection_IsClosed(core_->nc);
+}
+
+} // namespace natsvisor

@@ -1,0 +1,145 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <nats/nats.h>
+
+#include "caf/actor.hpp"
+#include "caf/meta/type_name.hpp"
+
+namespace natsvisor {
+
+namespace detail {
+
+/// Owns one natsConnection. The last owner destroys it, so a handle never dangles: once the
+/// connection actor closed it, nats.c answers NATS_CONNECTION_CLOSED instead of crashing.
+struct connection_core {
+  explicit connection_core(natsConnection* c) noexcept : nc(c) {}
+  ~connection_core();
+  connection_core(const connection_core&) = delete;
+  connection_core& operator=(const connection_core&) = delete;
+  natsConnection* const nc;
+};
+
+/// Owns one jsCtx and keeps its connection alive: `conn` is declared first, so it is released
+/// only after the destructor body destroyed the context.
+struct jetstream_core {
+  jetstream_core(std::shared_ptr<connection_core> c, jsCtx* j) noexcept
+    : conn(std::move(c)), js(j) {}
+  ~jetstream_core();
+  jetstream_core(const jetstream_core&) = delete;
+  jetstream_core& operator=(const jetstream_core&) = delete;
+  const std::shared_ptr<connection_core> conn;
+  jsCtx* const js;
+};
+
+/// Tells the supervisor that a scope ended when the last copy of the scope is gone, on any
+/// thread and however the scope ended (return, exception, dropped message).
+struct scope_guard {
+  scope_guard(caf::actor service, std::string key) : service(std::move(service)), key(std::move(key)) {}
+  ~scope_guard();
+  scope_guard(const scope_guard&) = delete;
+  scope_guard& operator=(const scope_guard&) = delete;
+  caf::actor service;
+  std::string key;  // the supervisor's key for the URL; never logged
+};
+
+} // namespace detail
+
+/// A cheap, copyable value sharing ownership of one connection. After its connection was
+/// replaced or closed, `closed()` is true and nats.c calls fail with NATS_CONNECTION_CLOSED:
+/// ask the service again for a fresh one.
+class connection_handle {
+public:
+  connection_handle() = default;
+  connection_handle(std::shared_ptr<detail::connection_core> core, std::string url,
+                    uint64_t generation)
+    : core_(std::move(core)), url_(std::move(url)), generation_(generation) {}
+
+  /// The nats.c connection, for any nats.c call; nullptr for an empty handle.
+  natsConnection* get() const noexcept { return core_ ? core_->nc : nullptr; }
+  explicit operator bool() const noexcept { return get() != nullptr; }
+  /// True for an empty handle and once the connection was closed for good.
+  bool closed() const noexcept;
+  /// The URL with any user, password or token redacted.
+  const std::string& url() const noexcept { return url_; }
+  /// Which connection actor made it: 1 for the first, +1 for each restart of its URL.
+  uint64_t generation() const noexcept { return generation_; }
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f, connection_handle& x) {
+    // The core is shared between local actors only; it is not serialized.
+    return f(caf::meta::type_name("connection_handle"), x.url_, x.generation_);
+  }
+
+private:
+  std::shared_ptr<detail::connection_core> core_;
+  std::string url_;
+  uint64_t generation_ = 0;
+};
+
+/// A copyable value sharing ownership of a JetStream context and of the connection under it.
+class jetstream_handle {
+public:
+  jetstream_handle() = default;
+  jetstream_handle(std::shared_ptr<detail::jetstream_core> core, std::string url,
+                   uint64_t generation)
+    : core_(std::move(core)), url_(std::move(url)), generation_(generation) {}
+
+  /// The nats.c JetStream context; nullptr for an empty handle.
+  jsCtx* get() const noexcept { return core_ ? core_->js : nullptr; }
+  explicit operator bool() const noexcept { return get() != nullptr; }
+  /// The connection this context publishes on.
+  connection_handle connection() const {
+    return core_ ? connection_handle{core_->conn, url_, generation_} : connection_handle{};
+  }
+  bool closed() const noexcept { return connection().closed(); }
+  const std::string& url() const noexcept { return url_; }
+  uint64_t generation() const noexcept { return generation_; }
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f, jetstream_handle& x) {
+    return f(caf::meta::type_name("jetstream_handle"), x.url_, x.generation_);
+  }
+
+private:
+  std::shared_ptr<detail::jetstream_core> core_;
+  std::string url_;
+  uint64_t generation_ = 0;
+};
+
+/// RAII use of a handle (the C++ form of the original `connection_scope` / `jetstream_scope`):
+/// the service counts the scope as active until the last copy of it is destroyed, however the
+/// scope ends. Copies share one registration.
+template <class Handle>
+class basic_scope {
+public:
+  basic_scope() = default;
+  basic_scope(Handle h, std::shared_ptr<detail::scope_guard> g)
+    : handle_(std::move(h)), guard_(std::move(g)) {}
+
+  const Handle& handle() const noexcept { return handle_; }
+  auto get() const noexcept { return handle_.get(); }
+  explicit operator bool() const noexcept { return static_cast<bool>(handle_); }
+  /// Ends this copy's part in the scope early.
+  void release() noexcept {
+    guard_.reset();
+    handle_ = Handle{};
+  }
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f, basic_scope& x) {
+    return f(caf::meta::type_name("scope"), x.handle_);
+  }
+
+private:
+  Handle handle_;
+  std::shared_ptr<detail::scope_guard> guard_;
+};
+
+using connection_scope = basic_scope<connection_handle>;
+using jetstream_scope = basic_scope<jetstream_handle>;
+
+} // namespace natsvisor

@@ -1,0 +1,55 @@
+#pragma once
+
+// The project's single type-ID block: every message type and atom natsvisor sends.
+
+#include "caf/all.hpp"
+
+#include "messages/errors.hpp"
+#include "messages/handles.hpp"
+#include "messages/types.hpp"
+
+CAF_BEGIN_TYPE_ID_BLOCK(natsvisor, caf::first_custom_type_id)
+
+  CAF_ADD_TYPE_ID(natsvisor, (natsvisor::connection_state))
+  CAF_ADD_TYPE_ID(natsvisor, (natsvisor::state_changed))
+  CAF_ADD_TYPE_ID(natsvisor, (natsvisor::health_result))
+  CAF_ADD_TYPE_ID(natsvisor, (natsvisor::url_status))
+  CAF_ADD_TYPE_ID(natsvisor, (natsvisor::status_report))
+  CAF_ADD_TYPE_ID(natsvisor, (natsvisor::connection_handle))
+  CAF_ADD_TYPE_ID(natsvisor, (natsvisor::jetstream_handle))
+  CAF_ADD_TYPE_ID(natsvisor, (natsvisor::connection_scope))
+  CAF_ADD_TYPE_ID(natsvisor, (natsvisor::jetstream_scope))
+
+  // Atom text: at most 10 characters in CAF 0.17. CAF defines close_atom, get_atom, ... in
+  // namespace caf already; these live in namespace natsvisor.
+
+  // The connection service API (service actors -> supervisor).
+  CAF_ADD_ATOM(natsvisor, natsvisor, get_conn_atom, "get_conn")
+  CAF_ADD_ATOM(natsvisor, natsvisor, get_js_atom, "get_js")
+  CAF_ADD_ATOM(natsvisor, natsvisor, health_atom, "health")
+  CAF_ADD_ATOM(natsvisor, natsvisor, close_conn_atom, "close_conn")
+  CAF_ADD_ATOM(natsvisor, natsvisor, status_atom, "status")
+  CAF_ADD_ATOM(natsvisor, natsvisor, watch_atom, "watch")
+  CAF_ADD_ATOM(natsvisor, natsvisor, unwatch_atom, "unwatch")
+  CAF_ADD_ATOM(natsvisor, natsvisor, reset_atom, "reset")
+  CAF_ADD_ATOM(natsvisor, natsvisor, scope_atom, "scope")
+  CAF_ADD_ATOM(natsvisor, natsvisor, js_scope_atom, "js_scope")
+  CAF_ADD_ATOM(natsvisor, natsvisor, scope_end_atom, "scope_end")
+
+  // Connection actor -> supervisor.
+  CAF_ADD_ATOM(natsvisor, natsvisor, conn_up_atom, "conn_up")
+  CAF_ADD_ATOM(natsvisor, natsvisor, conn_event_atom, "conn_evt")
+
+  // nats.c callbacks -> connection actor.
+  CAF_ADD_ATOM(natsvisor, natsvisor, connected_atom, "connected")
+  CAF_ADD_ATOM(natsvisor, natsvisor, disconnected_atom, "disconn")
+  CAF_ADD_ATOM(natsvisor, natsvisor, reconnected_atom, "reconn")
+  CAF_ADD_ATOM(natsvisor, natsvisor, closed_atom, "closed")
+  CAF_ADD_ATOM(natsvisor, natsvisor, lame_duck_atom, "lame_duck")
+  CAF_ADD_ATOM(natsvisor, natsvisor, async_error_atom, "async_err")
+
+  // Supervisor timers.
+  CAF_ADD_ATOM(natsvisor, natsvisor, restart_atom, "restart")
+  CAF_ADD_ATOM(natsvisor, natsvisor, park_timeout_atom, "park_to")
+
+CAF_END_TYPE_ID_BLOCK(natsvisor)

@@ -1,0 +1,17 @@
+#include "messages/types.hpp"
+
+namespace natsvisor {
+
+const char* to_string(connection_state x) {
+  switch (x) {
+    case connection_state::connecting: return "connecting";
+    case connection_state::connected: return "connected";
+    case connection_state::reconnecting: return "reconnecting";
+    case connection_state::restarting: return "restarting";
+    case connection_state::gave_up: return "gave_up";
+    case connection_state::closed: return "closed";
+  }
+  return "unknown";
+}
+
+} // namespace natsvisor
