@@ -1,0 +1,530 @@
+// natsvisor_demo: supervised NATS connections surviving server crashes, in under 30 seconds.
+//
+// What it does:
+//  1. reads natsvisor's configuration from the command line (--natsvisor.<key>=<value>, see
+//     --long-help) and picks demo-friendly timing for the keys not given;
+//  2. looks for a NATS server on the configured host:port and, if none listens there, starts
+//     /usr/sbin/nats-server itself (JetStream on, store in a temporary directory);
+//  3. starts the connection service, a watcher printing every state change, and 3 service
+//     actors that each ask for a connection handle by message every ~100 ms and publish on it;
+//  4. if it owns the server: SIGKILLs it and restarts it after ~1 s (nats.c reconnects by
+//     itself), then kills it again for longer than nats.c's reconnect budget so that the
+//     connection is closed for good and the supervisor's restart path takes over;
+//  5. prints a status table and per-actor counts, stops everything, removes its temp dir.
+//
+// Exit status: 0 on success, 1 on failure, 2 on invalid configuration.
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nats/nats.h>
+
+#include "caf/all.hpp"
+
+#include "api/connection_service.hpp"
+#include "api/requests.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using report_atom = caf::atom_constant<caf::atom("report")>;
+
+const clock_type::time_point t0 = clock_type::now();
+std::atomic<bool> interrupted{false};
+
+// -- output ----------------------------------------------------------------------------------
+
+// One line at a time from any thread (actors print too), with the time since start.
+void say(const char* who, const char* fmt, ...) {
+  static std::mutex mtx;
+  char text[1024];
+  va_list args;
+  va_start(args, fmt);
+  std::vsnprintf(text, sizeof(text), fmt, args);
+  va_end(args);
+  double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
+  std::lock_guard<std::mutex> guard{mtx};
+  std::printf("[%6.3fs] %-8s %s\n", secs, who, text);
+  std::fflush(stdout);
+}
+
+long long ms(caf::timespan t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t).count();
+}
+
+// Sleeps `d`, waking early (and returning false) on Ctrl-C.
+bool nap(caf::timespan d) {
+  auto until = clock_type::now() + d;
+  while (clock_type::now() < until) {
+    if (interrupted)
+      return false;
+    std::this_thread::sleep_for(std::min<clock_type::duration>(20ms, until - clock_type::now()));
+  }
+  return !interrupted;
+}
+
+// -- host:port of a NATS URL and a plain TCP probe -----------------------------------------
+
+struct endpoint {
+  std::string host;
+  int port = 4222;
+};
+
+// Simple parser for nats://[user[:pass]@]host[:port]; a server list uses its first entry.
+endpoint parse_endpoint(std::string url) {
+  if (auto comma = url.find(','); comma != std::string::npos)
+    url.resize(comma);
+  if (auto scheme = url.find("://"); scheme != std::string::npos)
+    url.erase(0, scheme + 3);
+  if (auto at = url.rfind('@'); at != std::string::npos)
+    url.erase(0, at + 1);
+  if (auto slash = url.find('/'); slash != std::string::npos)
+    url.resize(slash);
+  endpoint ep;
+  std::string port;
+  if (!url.empty() && url.front() == '[') {  // [::1]:4222
+    auto close = url.find(']');
+    ep.host = url.substr(1, close - 1);
+    if (close != std::string::npos && close + 1 < url.size() && url[close + 1] == ':')
+      port = url.substr(close + 2);
+  } else if (auto colon = url.rfind(':'); colon != std::string::npos) {
+    ep.host = url.substr(0, colon);
+    port = url.substr(colon + 1);
+  } else {
+    ep.host = url;
+  }
+  if (!port.empty())
+    ep.port = std::atoi(port.c_str());
+  if (ep.host.empty())
+    ep.host = "localhost";
+  return ep;
+}
+
+// True if a TCP connect to host:port succeeds within `timeout` (any resolved address).
+bool listens(const endpoint& ep, std::chrono::milliseconds timeout = 300ms) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(ep.host.c_str(), std::to_string(ep.port).c_str(), &hints, &res) != 0)
+    return false;
+  bool ok = false;
+  for (auto* ai = res; ai != nullptr && !ok; ai = ai->ai_next) {
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+    if (fd < 0)
+      continue;
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+      ok = true;
+    } else if (errno == EINPROGRESS) {
+      pollfd pfd{fd, POLLOUT, 0};
+      if (poll(&pfd, 1, static_cast<int>(timeout.count())) == 1) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        ok = getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+      }
+    }
+    close(fd);
+  }
+  freeaddrinfo(res);
+  return ok;
+}
+
+// -- the nats-server this demo owns ----------------------------------------------------------
+
+int remove_entry(const char* path, const struct stat*, int, FTW*) {
+  return remove(path);
+}
+
+class owned_server {
+public:
+  static constexpr const char* binary = "/usr/sbin/nats-server";
+
+  explicit owned_server(int port) : port_(port) {
+    char tmpl[] = "/tmp/natsvisor-demo-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr)
+      throw std::runtime_error(std::string{"mkdtemp: "} + std::strerror(errno));
+    dir_ = tmpl;
+    log_ = dir_ + "/nats-server.log";
+  }
+
+  ~owned_server() {
+    kill();
+    nftw(dir_.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  }
+
+  owned_server(const owned_server&) = delete;
+  owned_server& operator=(const owned_server&) = delete;
+
+  const std::string& dir() const { return dir_; }
+  const std::string& log_file() const { return log_; }
+  pid_t pid() const { return pid_; }
+
+  // Starts the server and waits until it listens; false (with the log's tail printed) if not.
+  bool start(std::chrono::milliseconds deadline = 10s) {
+    std::string port = std::to_string(port_);
+    std::string store = dir_ + "/jetstream";
+    std::vector<std::string> args{binary, "-a", "127.0.0.1", "-p", port, "-js", "-sd", store};
+    std::vector<char*> argv;
+    for (auto& a : args)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+      say("demo", "fork failed: %s", std::strerror(errno));
+      return false;
+    }
+    if (pid == 0) {
+      // Child: only async-signal-safe calls until execv. Dies with the demo's main thread.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent)
+        _exit(127);
+      // Do not hand the demo's own sockets (nats.c, CAF) to the server.
+      for (int fd = 3; fd < 1024; ++fd)
+        close(fd);
+      int out = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (out >= 0) {
+        dup2(out, STDOUT_FILENO);
+        dup2(out, STDERR_FILENO);
+        close(out);
+      }
+      execv(binary, argv.data());
+      _exit(127);
+    }
+    pid_ = pid;
+    auto until = clock_type::now() + deadline;
+    while (clock_type::now() < until) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        say("demo", "nats-server exited at start; last lines of %s:", log_.c_str());
+        print_log_tail();
+        return false;
+      }
+      if (listens({"127.0.0.1", port_}, 100ms))
+        return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    say("demo", "nats-server did not listen on port %d within %lld ms; log tail:", port_,
+        static_cast<long long>(deadline.count()));
+    print_log_tail();
+    kill();
+    return false;
+  }
+
+  // SIGKILL + reap: afterwards the port refuses connections.
+  void kill() {
+    if (pid_ <= 0)
+      return;
+    ::kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+private:
+  void print_log_tail() const {
+    std::ifstream in{log_};
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);)
+      lines.push_back(line);
+    for (size_t i = lines.size() > 10 ? lines.size() - 10 : 0; i < lines.size(); ++i)
+      std::printf("    %s\n", lines[i].c_str());
+  }
+
+  int port_;
+  std::string dir_;
+  std::string log_;
+  pid_t pid_ = -1;
+};
+
+// -- actors ----------------------------------------------------------------------------------
+
+// Prints one timestamped line per state change of any URL.
+caf::behavior watcher(caf::event_based_actor*) {
+  return {
+    [](const natsvisor::state_changed& ev) {
+      say("watcher", "%s  %-12s generation %llu%s%s", ev.url.c_str(), natsvisor::to_string(ev.state),
+          static_cast<unsigned long long>(ev.generation), ev.detail.empty() ? "" : "  -- ",
+          ev.detail.c_str());
+    },
+  };
+}
+
+struct worker_state {
+  uint64_t ok = 0;      ///< publishes nats.c accepted (buffered while it reconnects)
+  uint64_t failed = 0;  ///< no handle in time, or nats.c refused the publish
+  uint64_t generation = 0;
+  std::string last_error;
+  static inline const char* name = "demo.worker";
+};
+
+// A service actor: every ~100 ms asks the connection service for a handle by message and
+// publishes one small message on it. The next tick is scheduled once the answer arrived, so
+// while the service parks requests (connection restarting) at most one is outstanding.
+caf::behavior worker(caf::stateful_actor<worker_state>* self, caf::actor svc, int id) {
+  auto next = [self] { self->delayed_send(self, 100ms, tick_atom::value); };
+  auto fail = [self, id](std::string why) {
+    ++self->state.failed;
+    if (why != self->state.last_error)  // print each new kind of failure once
+      say(("actor " + std::to_string(id)).c_str(), "failed: %s", why.c_str());
+    self->state.last_error = std::move(why);
+  };
+  self->send(self, tick_atom::value);
+  return {
+    [self, svc, id, next, fail](tick_atom) {
+      natsvisor::request_connection(self, svc).then(
+        [self, id, next, fail](const natsvisor::connection_handle& conn) {
+          if (conn.generation() != self->state.generation) {
+            say(("actor " + std::to_string(id)).c_str(), "using connection generation %llu",
+                static_cast<unsigned long long>(conn.generation()));
+            self->state.generation = conn.generation();
+          }
+          auto subject = "demo.actor." + std::to_string(id);
+          auto payload = "message " + std::to_string(self->state.ok + self->state.failed + 1);
+          // Non-blocking: nats.c copies into its buffer (also while it reconnects).
+          natsStatus s = natsConnection_PublishString(conn.get(), subject.c_str(), payload.c_str());
+          if (s == NATS_OK) {
+            ++self->state.ok;
+            self->state.last_error.clear();
+          } else {
+            fail(std::string{"publish: "} + natsStatus_GetText(s));
+          }
+          next();
+        },
+        [next, fail](caf::error& err) {
+          fail(natsvisor::describe(err));
+          next();
+        });
+    },
+    [self](report_atom) {
+      return std::make_tuple(self->state.ok, self->state.failed);
+    },
+  };
+}
+
+// -- configuration -----------------------------------------------------------------------------
+
+bool given(const caf::actor_system_config& cfg, const char* key) {
+  auto it = cfg.content.find(natsvisor::config_group);
+  if (it == cfg.content.end())
+    return false;
+  auto group = caf::get_if<caf::settings>(&it->second);
+  return group != nullptr && group->count(key) != 0;
+}
+
+void on_signal(int) {
+  interrupted = true;
+}
+
+// Polls the service until the default URL is connected, or the deadline passes.
+bool wait_connected(natsvisor::connection_service& svc, caf::timespan deadline) {
+  auto until = clock_type::now() + deadline;
+  while (clock_type::now() < until && !interrupted) {
+    if (auto st = svc.status(); st)
+      for (auto& u : *st)
+        if (u.state == natsvisor::connection_state::connected)
+          return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return false;
+}
+
+void print_status(natsvisor::connection_service& svc) {
+  auto st = svc.status();
+  if (!st) {
+    std::printf("status unavailable: %s\n", natsvisor::describe(st.error()).c_str());
+    return;
+  }
+  std::printf("\n%-28s %-12s %4s %8s %10s %8s %8s  %s\n", "url", "state", "gen", "restarts",
+              "reconnects", "in_msgs", "out_msgs", "last error");
+  for (auto& u : *st)
+    std::printf("%-28s %-12s %4llu %8llu %10llu %8llu %8llu  %s\n", u.url.c_str(),
+                natsvisor::to_string(u.state), static_cast<unsigned long long>(u.generation),
+                static_cast<unsigned long long>(u.restarts),
+                static_cast<unsigned long long>(u.reconnects),
+                static_cast<unsigned long long>(u.in_msgs),
+                static_cast<unsigned long long>(u.out_msgs),
+                u.last_error.empty() ? "-" : u.last_error.c_str());
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  natsvisor::config cfg;
+  if (auto err = cfg.parse(argc, argv)) {
+    std::fprintf(stderr, "natsvisor_demo: invalid command line: %s\n",
+                 caf::to_string(err).c_str());
+    return 2;
+  }
+  if (cfg.cli_helptext_printed)
+    return 0;
+  auto parsed = natsvisor::parse_settings(cfg);
+  if (!parsed) {
+    std::fprintf(stderr, "natsvisor_demo: %s\n", natsvisor::describe(parsed.error()).c_str());
+    return 2;
+  }
+  natsvisor::settings s = std::move(*parsed);
+  // Demo-friendly timing (seconds instead of minutes), unless given on the command line.
+  if (!given(cfg, "nats_reconnect_wait"))
+    s.nats.reconnect_wait = 200ms;
+  // 10 x 200 ms (+ jitter) ~ 2-3 s: enough for nats.c to ride out the 1 s outage by itself.
+  if (!given(cfg, "nats_max_reconnect"))
+    s.nats.max_reconnect = 10;
+  if (!given(cfg, "reconnect_delay"))
+    s.policy.base_delay = 500ms;
+  if (!given(cfg, "request_timeout"))
+    s.request_timeout = 5s;
+  if (!given(cfg, "connection_timeout"))
+    s.connection_timeout = 2s;
+  if (!given(cfg, "log_level"))
+    s.log_level = "warn";  // the watcher shows the lifecycle; --natsvisor.log_level=info for more
+  if (s.policy.max_delay < s.policy.base_delay)
+    s.policy.max_delay = s.policy.base_delay;
+
+  struct sigaction sa{};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  auto ep = parse_endpoint(s.nats_url);
+  say("demo", "URL %s (probing %s:%d)", s.nats_url.c_str(), ep.host.c_str(), ep.port);
+  say("demo", "timing: nats_reconnect_wait %lld ms, nats_max_reconnect %d, reconnect_delay %lld ms, "
+              "request_timeout %lld ms",
+      ms(s.nats.reconnect_wait), s.nats.max_reconnect, ms(s.policy.base_delay),
+      ms(s.request_timeout));
+
+  std::unique_ptr<owned_server> server;
+  if (listens(ep)) {
+    say("demo", "a server already listens on %s:%d: using it. It is not ours, so the demo will "
+                "not kill it (the crash/restart part is skipped).",
+        ep.host.c_str(), ep.port);
+  } else {
+    if (ep.host != "localhost" && ep.host != "127.0.0.1") {
+      say("demo", "nothing listens on %s:%d and that is not this machine: start a server there, "
+                  "or use --natsvisor.nats_url=nats://127.0.0.1:<port>",
+          ep.host.c_str(), ep.port);
+      return 1;
+    }
+    if (access(owned_server::binary, X_OK) != 0) {
+      say("demo", "nothing listens on %s:%d and %s is missing (run scripts/setup)",
+          ep.host.c_str(), ep.port, owned_server::binary);
+      return 1;
+    }
+    try {
+      server = std::make_unique<owned_server>(ep.port);
+    } catch (const std::exception& e) {
+      say("demo", "%s", e.what());
+      return 1;
+    }
+    say("demo", "nothing listens on %s:%d: starting %s -a 127.0.0.1 -p %d -js -sd %s/jetstream",
+        ep.host.c_str(), ep.port, owned_server::binary, ep.port, server->dir().c_str());
+    if (!server->start())
+      return 1;
+    say("demo", "nats-server pid %d is up (log: %s)", server->pid(), server->log_file().c_str());
+  }
+
+  int rc = 0;
+  {
+    caf::actor_system sys{cfg};
+    natsvisor::connection_service svc{sys, s};
+    auto w = sys.spawn(watcher);
+    svc.watch(w);
+    std::vector<caf::actor> workers;
+    for (int id = 1; id <= 3; ++id)
+      workers.push_back(sys.spawn(worker, svc.actor(), id));
+    say("demo", "service, watcher and 3 service actors started");
+
+    bool ok = wait_connected(svc, s.request_timeout) && nap(3s);
+    if (ok && server) {
+      // Outage 1: short. nats.c reconnects inside the same connection (same generation).
+      say("demo", "SIGKILL nats-server (pid %d); restarting it in 1 s", server->pid());
+      server->kill();
+      ok = nap(1s) && server->start();
+      if (ok)
+        say("demo", "nats-server is back (pid %d)", server->pid());
+      ok = ok && wait_connected(svc, 5s) && nap(1500ms);
+
+      // Outage 2: longer than nats.c's whole reconnect budget, so the connection closes for
+      // good and the supervisor starts fresh connection actors (new generations).
+      auto budget = s.nats.max_reconnect * s.nats.reconnect_wait;
+      auto down = std::min<caf::timespan>(budget + 2s, 12s);
+      if (ok) {
+        say("demo", "SIGKILL nats-server (pid %d); keeping it down %lld ms (%d x %lld ms + 2 s) "
+                    "so nats.c gives up and the supervisor restarts the connection",
+            server->pid(), ms(down), s.nats.max_reconnect, ms(s.nats.reconnect_wait));
+        server->kill();
+        ok = nap(down) && server->start();
+      }
+      if (ok) {
+        say("demo", "nats-server is back (pid %d)", server->pid());
+        ok = wait_connected(svc, 10s);
+        if (!ok && !interrupted)
+          say("demo", "the connection did not come back within 10 s");
+      }
+      ok = ok && nap(2s);
+    } else if (ok) {
+      ok = nap(2s);
+    } else if (!interrupted) {
+      say("demo", "no connection within %lld ms", ms(s.request_timeout));
+    }
+    if (interrupted)
+      say("demo", "interrupted: cleaning up");
+
+    print_status(svc);
+    std::printf("\n%-8s %10s %8s\n", "actor", "published", "failed");
+    caf::scoped_actor self{sys};
+    bool every_actor_published = true;
+    for (size_t i = 0; i < workers.size(); ++i) {
+      self->request(workers[i], 5s, report_atom::value)
+        .receive(
+          [&](uint64_t published, uint64_t failed) {
+            std::printf("%-8zu %10llu %8llu\n", i + 1, static_cast<unsigned long long>(published),
+                        static_cast<unsigned long long>(failed));
+            every_actor_published = every_actor_published && published > 0;
+          },
+          [&](caf::error& err) {
+            std::printf("%-8zu no report: %s\n", i + 1, natsvisor::describe(err).c_str());
+            every_actor_published = false;
+          });
+    }
+    std::printf("(published = accepted by nats.c; while it reconnects it buffers them, and a\n"
+                " connection closed for good drops its buffer)\n\n");
+    std::fflush(stdout);
+    for (auto& x : workers)
+      self->send_exit(x, caf::exit_reason::user_shutdown);
+    self->send_exit(w, caf::exit_reason::user_shutdown);
+    svc.stop();
+    rc = ok && every_actor_published ? 0 : 1;
+  }
+  if (server) {
+    say("demo", "stopping nats-server (pid %d), removing %s", server->pid(), server->dir().c_str());
+    server.reset();
+  }
+  say("demo", rc == 0 ? "done: success" : "done: FAILED");
+  return interrupted ? 130 : rc;
+}
