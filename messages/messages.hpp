@@ -19,6 +19,14 @@ CAF_BEGIN_TYPE_ID_BLOCK(natsvisor, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(natsvisor, (natsvisor::jetstream_handle))
   CAF_ADD_TYPE_ID(natsvisor, (natsvisor::connection_scope))
   CAF_ADD_TYPE_ID(natsvisor, (natsvisor::jetstream_scope))
+  CAF_ADD_TYPE_ID(natsvisor, (natsvisor::pool_status))
+  CAF_ADD_TYPE_ID(natsvisor, (natsvisor::lease))
+  CAF_ADD_TYPE_ID(natsvisor, (natsvisor::outgoing))
+  CAF_ADD_TYPE_ID(natsvisor, (std::vector<natsvisor::outgoing>))
+  CAF_ADD_TYPE_ID(natsvisor, (natsvisor::nats_message))
+  CAF_ADD_TYPE_ID(natsvisor, (std::vector<natsvisor::nats_message>))
+  CAF_ADD_TYPE_ID(natsvisor, (natsvisor::js_ack))
+  CAF_ADD_TYPE_ID(natsvisor, (natsvisor::lease_leaked))
 
   // Atom text: at most 10 characters in CAF 0.17. CAF defines close_atom, get_atom, ... in
   // namespace caf already; these live in namespace natsvisor.
@@ -36,6 +44,25 @@ CAF_BEGIN_TYPE_ID_BLOCK(natsvisor, caf::first_custom_type_id)
   CAF_ADD_ATOM(natsvisor, natsvisor, js_scope_atom, "js_scope")
   CAF_ADD_ATOM(natsvisor, natsvisor, scope_end_atom, "scope_end")
 
+  // Pool and leases.
+  CAF_ADD_ATOM(natsvisor, natsvisor, lease_atom, "lease")
+  CAF_ADD_ATOM(natsvisor, natsvisor, lease_end_atom, "lease_end")
+  CAF_ADD_ATOM(natsvisor, natsvisor, lease_to_atom, "lease_to")
+  CAF_ADD_ATOM(natsvisor, natsvisor, leak_check_atom, "leak_chk")
+
+  // The message path.
+  CAF_ADD_ATOM(natsvisor, natsvisor, pub_atom, "pub")
+  CAF_ADD_ATOM(natsvisor, natsvisor, req_atom, "req")
+  CAF_ADD_ATOM(natsvisor, natsvisor, sub_atom, "sub")
+  CAF_ADD_ATOM(natsvisor, natsvisor, unsub_atom, "unsub")
+  CAF_ADD_ATOM(natsvisor, natsvisor, js_pub_atom, "js_pub")
+  CAF_ADD_ATOM(natsvisor, natsvisor, reply_atom, "reply")
+  CAF_ADD_ATOM(natsvisor, natsvisor, req_to_atom, "req_to")
+
+  // The JetStream pull consumer.
+  CAF_ADD_ATOM(natsvisor, natsvisor, ensure_atom, "ensure")
+  CAF_ADD_ATOM(natsvisor, natsvisor, fetch_atom, "fetch")
+
   // Connection actor -> supervisor.
   CAF_ADD_ATOM(natsvisor, natsvisor, conn_up_atom, "conn_up")
   CAF_ADD_ATOM(natsvisor, natsvisor, conn_event_atom, "conn_evt")
@@ -51,5 +78,13 @@ CAF_BEGIN_TYPE_ID_BLOCK(natsvisor, caf::first_custom_type_id)
   // Supervisor timers.
   CAF_ADD_ATOM(natsvisor, natsvisor, restart_atom, "restart")
   CAF_ADD_ATOM(natsvisor, natsvisor, park_timeout_atom, "park_to")
+
+  // Service manager.
+  CAF_ADD_ATOM(natsvisor, natsvisor, svc_init_atom, "svc_init")
+  CAF_ADD_ATOM(natsvisor, natsvisor, svc_clean_atom, "svc_clean")
+  CAF_ADD_ATOM(natsvisor, natsvisor, get_svc_atom, "get_svc")
+  CAF_ADD_ATOM(natsvisor, natsvisor, svc_stop_atom, "svc_stop")
+  CAF_ADD_ATOM(natsvisor, natsvisor, svc_list_atom, "svc_list")
+  CAF_ADD_ATOM(natsvisor, natsvisor, svc_ready_atom, "svc_ready")
 
 CAF_END_TYPE_ID_BLOCK(natsvisor)
