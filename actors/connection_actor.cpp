@@ -5,10 +5,13 @@
 
 #include "caf/all.hpp"
 
+#include "actors/message_path.hpp"
 #include "actors/nats_callbacks.hpp"
+#include "actors/replies.hpp"
 #include "api/logging.hpp"
 #include "config/url.hpp"
 #include "messages/messages.hpp"
+#include "messages/protocol.hpp"
 
 namespace natsvisor {
 
@@ -93,6 +96,10 @@ connection_actor_state::~connection_actor_state() {
     closing = true;
     natsConnection_Close(core->nc);
   }
+  // Closed subscriptions deliver nothing more; their closures go with their completion.
+  for (auto& [id, sub] : subscriptions)
+    natsSubscription_Destroy(sub);
+  natsSubscription_Destroy(replies);
 }
 
 namespace {
@@ -111,6 +118,16 @@ void report_up(connection_actor_type* self) {
     js_problem = jetstream_problem(js, *st.cfg);
   } else {
     js_problem = describe(from_status(s, errc::jetstream_unavailable, st.url));
+  }
+  if (!st.replies) {
+    natsInbox* inbox = nullptr;
+    if (natsInbox_Create(&inbox) == NATS_OK) {
+      st.inbox = std::string{inbox} + ".";
+      natsInbox_Destroy(inbox);
+      auto s = detail::subscribe(&st.replies, st.core->nc, st.inbox + "*", {}, self->ctrl(), 0);
+      if (s != NATS_OK)
+        log().error("no reply subscription on {}: {}", st.url, natsStatus_GetText(s));
+    }
   }
   log().info("connected to {} (generation {})", st.url, st.generation);
   self->send(st.supervisor, conn_up_atom_v, st.generation,
@@ -143,7 +160,11 @@ void on_closed(connection_actor_type* self, errc code, const std::string& what) 
     detail += std::string{": "} + last;
   else if (!st.last_async_error.empty())
     detail += ": " + st.last_async_error;
-  self->quit(make_error(code, std::move(detail), st.url));
+  auto err = make_error(code, std::move(detail), st.url);
+  for (auto& [token, p] : st.pending)
+    detail::deliver_error(p.promise, err);
+  st.pending.clear();
+  self->quit(std::move(err));
 }
 
 caf::behavior connecting(connection_actor_type* self) {
@@ -176,6 +197,67 @@ caf::behavior connecting(connection_actor_type* self) {
   };
 }
 
+caf::error publish_error(connection_actor_type* self, natsStatus s, const std::string& subject) {
+  return from_status(s, errc::nats_error, self->state.url, "publish to " + subject);
+}
+
+// Sends a request whose reply arrives on the shared reply subscription.
+caf::response_promise start_request(connection_actor_type* self, const outgoing& m,
+                                    caf::timespan timeout, bool jetstream) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise();
+  if (!st.replies) {
+    detail::deliver_error(rp, make_error(errc::nats_error, "no reply subscription", st.url));
+    return rp;
+  }
+  auto token = ++st.next_token;
+  auto reply = st.inbox + std::to_string(token);
+  if (auto s = detail::publish(st.core->nc, m, reply.c_str()); s != NATS_OK) {
+    detail::deliver_error(rp, publish_error(self, s, m.subject));
+    return rp;
+  }
+  st.pending.emplace(token, connection_actor_state::pending_request{rp, jetstream});
+  self->delayed_send(self, timeout, req_to_atom_v, token);
+  return rp;
+}
+
+// A reply on the shared reply subscription: completes its request.
+void finish_request(connection_actor_type* self, nats_message& msg, bool no_responders) {
+  auto& st = self->state;
+  if (msg.subject.size() <= st.inbox.size())
+    return;
+  auto token = std::strtoull(msg.subject.c_str() + st.inbox.size(), nullptr, 10);
+  auto it = st.pending.find(token);
+  if (it == st.pending.end())
+    return;  // answered already (timeout) or a second reply: nobody waits for it
+  auto p = std::move(it->second);
+  st.pending.erase(it);
+  if (no_responders)
+    detail::deliver_error(p.promise,
+                          make_error(p.jetstream ? errc::no_stream : errc::no_responders,
+                                 p.jetstream ? "no stream captures the subject"
+                                             : "no subscriber for the request",
+                                 st.url));
+  else if (p.jetstream) {
+    if (auto ack = parse_js_ack(msg.payload, st.url))
+      p.promise.deliver(std::move(*ack));
+    else
+      detail::deliver_error(p.promise, std::move(ack.error()));
+  }
+  else
+    p.promise.deliver(std::move(msg));
+}
+
+// The server's "no responders" answer is an empty message with status header 503.
+bool is_no_responders(const nats_message& msg) {
+  if (!msg.payload.empty())
+    return false;
+  for (auto& [key, value] : msg.headers)
+    if (key == "Status" && value.rfind("503", 0) == 0)
+      return true;
+  return false;
+}
+
 caf::behavior running(connection_actor_type* self) {
   auto event = [self](connection_state s, std::string detail) {
     self->send(self->state.supervisor, conn_event_atom_v, self->state.generation, s,
@@ -204,6 +286,61 @@ caf::behavior running(connection_actor_type* self) {
       self->state.last_async_error = std::move(text);
     },
     [self](health_atom) { return check_health(self); },
+    [self](pub_atom, const outgoing& m) -> caf::result<caf::unit_t> {
+      if (auto s = detail::publish(self->state.core->nc, m); s != NATS_OK)
+        return detail::fail<caf::unit_t>(self, publish_error(self, s, m.subject));
+      return caf::unit;
+    },
+    [self](pub_atom, const std::vector<outgoing>& batch) -> caf::result<uint64_t> {
+      uint64_t sent = 0;
+      for (auto& m : batch) {
+        if (auto s = detail::publish(self->state.core->nc, m); s != NATS_OK)
+          return detail::fail<uint64_t>(self, publish_error(self, s, m.subject));
+        ++sent;
+      }
+      if (self->current_message_id().is_async())
+        return caf::delegated<uint64_t>{};  // fire and forget: no count to send back
+      return sent;
+    },
+    [self](req_atom, const outgoing& m, caf::timespan timeout) {
+      return start_request(self, m, timeout, false);
+    },
+    [self](js_pub_atom, const outgoing& m, caf::timespan timeout) {
+      return start_request(self, m, timeout, true);
+    },
+    [self](nats_message& reply) { finish_request(self, reply, is_no_responders(reply)); },
+    [self](req_to_atom, uint64_t token) {
+      auto& st = self->state;
+      if (auto it = st.pending.find(token); it != st.pending.end()) {
+        detail::deliver_error(it->second.promise,
+                              make_error(errc::timeout, "no reply in time", st.url));
+        st.pending.erase(it);
+      }
+    },
+    [self](sub_atom, uint64_t id, const std::string& subject, const std::string& queue,
+           const caf::actor& subscriber) -> caf::result<uint64_t> {
+      auto& st = self->state;
+      if (st.subscriptions.count(id) != 0)
+        return id;
+      natsSubscription* sub = nullptr;
+      auto s = detail::subscribe(&sub, st.core->nc, subject, queue,
+                                 caf::actor_cast<caf::weak_actor_ptr>(subscriber), id);
+      if (s != NATS_OK)
+        return detail::fail<uint64_t>(self, from_status(s, errc::nats_error, st.url,
+                                                        "subscribe to " + subject));
+      st.subscriptions.emplace(id, sub);
+      // Once the server has seen the SUB, a message published after this reply reaches it.
+      natsConnection_FlushTimeout(st.core->nc, std::max<int64_t>(1, to_ms(st.cfg->health_timeout)));
+      return id;
+    },
+    [self](unsub_atom, uint64_t id) {
+      auto& st = self->state;
+      if (auto it = st.subscriptions.find(id); it != st.subscriptions.end()) {
+        natsSubscription_Unsubscribe(it->second);
+        natsSubscription_Destroy(it->second);
+        st.subscriptions.erase(it);
+      }
+    },
   };
 }
 
@@ -218,6 +355,8 @@ caf::behavior connection_actor(connection_actor_type* self, std::string key,
   st.generation = generation;
   st.supervisor = std::move(supervisor);
   st.cfg = std::move(cfg);
+  // A stray message (e.g. a late reply) must never take a connection down.
+  detail::tolerate_strays(self, "connection actor for " + st.url);
   // Without its supervisor nobody could use this connection.
   self->monitor(st.supervisor);
   self->set_down_handler([self](caf::down_msg&) { self->quit(); });

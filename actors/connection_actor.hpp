@@ -3,6 +3,11 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
+
+#include <nats/nats.h>
+
+#include "caf/response_promise.hpp"
 
 #include "caf/stateful_actor.hpp"
 
@@ -25,6 +30,19 @@ struct connection_actor_state {
   bool closing = false;
   std::string last_async_error;
 
+  // The message path: requests share one reply subscription ("<inbox>.<token>"), so no
+  // request ever blocks this actor and any number can be in flight.
+  struct pending_request {
+    caf::response_promise promise;
+    bool jetstream = false;  ///< the reply is a JetStream acknowledgement
+  };
+  std::string inbox;
+  natsSubscription* replies = nullptr;
+  uint64_t next_token = 0;
+  std::unordered_map<uint64_t, pending_request> pending;
+  /// Subscriptions of the message path, by the supervisor's id.
+  std::unordered_map<uint64_t, natsSubscription*> subscriptions;
+
   static inline const char* name = "natsvisor.connection";
 };
 
@@ -38,7 +56,10 @@ using connection_actor_type = caf::stateful_actor<connection_actor_state>;
 /// jetstream_problem) once connected, and (conn_evt, generation, state, detail) when nats.c
 /// loses or regains the server. Lets nats.c reconnect inside the connection; exits with
 /// errc::connection_closed when nats.c closes it for good, errc::connect_failed when the first
-/// connect fails definitively. Answers `health` with a real round trip.
+/// connect fails definitively. Answers `health` with a real round trip, and serves the message
+/// path once connected: (pub, outgoing) and (pub, vector<outgoing>) -> unit; (req, outgoing,
+/// timeout) -> nats_message; (js_pub, outgoing, timeout) -> js_ack; (sub, id, subject, queue,
+/// subscriber) -> id once the server has the subscription; (unsub, id).
 caf::behavior connection_actor(connection_actor_type* self, std::string key,
                                uint64_t generation, caf::actor supervisor,
                                std::shared_ptr<const settings> cfg);

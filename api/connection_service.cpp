@@ -74,6 +74,44 @@ caf::expected<jetstream_scope> connection_service::open_jetstream_scope(const st
   return ask<jetstream_scope>(outer_deadline(cfg_), js_scope_atom_v, url);
 }
 
+caf::expected<lease> connection_service::lease(const std::string& url, caf::timespan wait) {
+  auto w = wait > caf::timespan{0} ? wait : cfg_.lease_timeout;
+  return ask<natsvisor::lease>(w + std::chrono::seconds(5), lease_atom_v, url, wait);
+}
+
+caf::error connection_service::publish(outgoing msg, const std::string& url) {
+  auto r = ask<caf::unit_t>(outer_deadline(cfg_), pub_atom_v, url, std::move(msg));
+  return r ? caf::error{} : std::move(r.error());
+}
+
+caf::expected<uint64_t> connection_service::publish_batch(std::vector<outgoing> batch,
+                                                          const std::string& url) {
+  return ask<uint64_t>(outer_deadline(cfg_), pub_atom_v, url, std::move(batch));
+}
+
+caf::expected<nats_message> connection_service::request(outgoing msg, caf::timespan timeout,
+                                                        const std::string& url) {
+  return ask<nats_message>(outer_deadline(cfg_) + timeout, req_atom_v, url, std::move(msg),
+                           timeout);
+}
+
+caf::expected<js_ack> connection_service::js_publish(outgoing msg, caf::timespan timeout,
+                                                     const std::string& url) {
+  return ask<js_ack>(outer_deadline(cfg_) + timeout, js_pub_atom_v, url, std::move(msg),
+                     timeout);
+}
+
+caf::expected<uint64_t> connection_service::subscribe(const std::string& subject,
+                                                      const caf::actor& subscriber,
+                                                      const std::string& queue_group,
+                                                      const std::string& url) {
+  return ask<uint64_t>(outer_deadline(cfg_), sub_atom_v, url, subject, queue_group, subscriber);
+}
+
+void connection_service::unsubscribe(uint64_t id, const std::string& url) {
+  caf::anon_send(supervisor_, unsub_atom_v, url, id);
+}
+
 caf::expected<health_result> connection_service::health_check(const std::string& url) {
   return ask<health_result>(outer_deadline(cfg_), health_atom_v, url);
 }

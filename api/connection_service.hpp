@@ -37,6 +37,24 @@ public:
   caf::expected<jetstream_scope> open_jetstream_scope(const std::string& url = {});
   /// A real round trip; `healthy` is false (with the reason) when there is none.
   caf::expected<health_result> health_check(const std::string& url = {});
+  /// An exclusive pooled connection; `wait` zero means the configured lease_timeout.
+  caf::expected<natsvisor::lease> lease(const std::string& url = {},
+                                        caf::timespan wait = caf::timespan{0});
+
+  // The message path (the shared connection of the URL; works across restarts).
+  caf::error publish(outgoing msg, const std::string& url = {});
+  caf::expected<uint64_t> publish_batch(std::vector<outgoing> batch, const std::string& url = {});
+  caf::expected<nats_message> request(outgoing msg,
+                                      caf::timespan timeout = std::chrono::seconds(5),
+                                      const std::string& url = {});
+  caf::expected<js_ack> js_publish(outgoing msg, caf::timespan timeout = std::chrono::seconds(5),
+                                   const std::string& url = {});
+  /// Messages arrive in `subscriber`'s mailbox as nats_message values.
+  caf::expected<uint64_t> subscribe(const std::string& subject, const caf::actor& subscriber,
+                                    const std::string& queue_group = {},
+                                    const std::string& url = {});
+  void unsubscribe(uint64_t id, const std::string& url = {});
+
   /// Closes the URL's connection and drops its JetStream context; a later request reopens it.
   caf::error close_connection(const std::string& url = {});
   /// Clears the failure history; revives a URL given up on.

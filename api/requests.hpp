@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "caf/actor.hpp"
 
@@ -68,6 +69,70 @@ template <class Self>
 auto request_status(Self* self, const caf::actor& svc,
                     caf::timespan deadline = default_request_deadline) {
   return self->request(svc, deadline, status_atom_v);
+}
+
+/// Answered with a lease (an exclusive pooled connection) or errc::pool_exhausted after
+/// `wait` (zero: the configured lease_timeout).
+template <class Self>
+auto request_lease(Self* self, const caf::actor& svc, std::string url = {},
+                   caf::timespan wait = caf::timespan{0},
+                   caf::timespan deadline = default_request_deadline) {
+  return self->request(svc, deadline, lease_atom_v, std::move(url), wait);
+}
+
+/// Publishes through the message path; answered (empty) once nats.c took the message.
+template <class Self>
+auto request_publish(Self* self, const caf::actor& svc, outgoing msg, std::string url = {},
+                     caf::timespan deadline = default_request_deadline) {
+  return self->request(svc, deadline, pub_atom_v, std::move(url), std::move(msg));
+}
+
+/// Publishes a batch with one mailbox round trip; answered with the number published.
+template <class Self>
+auto request_publish_batch(Self* self, const caf::actor& svc, std::vector<outgoing> batch,
+                           std::string url = {},
+                           caf::timespan deadline = default_request_deadline) {
+  return self->request(svc, deadline, pub_atom_v, std::move(url), std::move(batch));
+}
+
+/// Fire and forget: no reply, so no round trip at all; failures are only logged.
+template <class Self>
+void publish(Self* self, const caf::actor& svc, outgoing msg, std::string url = {}) {
+  self->send(svc, pub_atom_v, std::move(url), std::move(msg));
+}
+
+/// A request/reply through NATS; answered with the reply (a nats_message), or
+/// errc::no_responders / errc::timeout.
+template <class Self>
+auto request_reply(Self* self, const caf::actor& svc, outgoing msg,
+                   caf::timespan timeout = std::chrono::seconds(5), std::string url = {}) {
+  return self->request(svc, timeout + std::chrono::seconds(5), req_atom_v, std::move(url),
+                       std::move(msg), timeout);
+}
+
+/// A JetStream publish; answered with the js_ack (stream, sequence), or errc::no_stream /
+/// errc::jetstream_error / errc::timeout.
+template <class Self>
+auto request_js_publish(Self* self, const caf::actor& svc, outgoing msg,
+                        caf::timespan timeout = std::chrono::seconds(5), std::string url = {}) {
+  return self->request(svc, timeout + std::chrono::seconds(5), js_pub_atom_v, std::move(url),
+                       std::move(msg), timeout);
+}
+
+/// Subscribes `subscriber` (often `self`): each message arrives in its mailbox as a
+/// nats_message. Answered with the subscription id. The subscription survives restarts of the
+/// connection and ends with the subscriber or with unsubscribe.
+template <class Self>
+auto request_subscribe(Self* self, const caf::actor& svc, std::string subject,
+                       const caf::actor& subscriber, std::string queue_group = {},
+                       std::string url = {}, caf::timespan deadline = default_request_deadline) {
+  return self->request(svc, deadline, sub_atom_v, std::move(url), std::move(subject),
+                       std::move(queue_group), subscriber);
+}
+
+template <class Self>
+void unsubscribe(Self* self, const caf::actor& svc, uint64_t id, std::string url = {}) {
+  self->send(svc, unsub_atom_v, std::move(url), id);
 }
 
 /// `watcher` receives a state_changed message for every state change of every URL.

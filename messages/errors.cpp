@@ -20,6 +20,9 @@ const char* to_string(errc x) {
     case errc::invalid_config: return "invalid_config";
     case errc::service_stopped: return "service_stopped";
     case errc::nats_error: return "nats_error";
+    case errc::no_responders: return "no_responders";
+    case errc::no_stream: return "no_stream";
+    case errc::jetstream_error: return "jetstream_error";
   }
   return "unknown";
 }
@@ -38,6 +41,7 @@ caf::error from_status(natsStatus s, errc fallback, const std::string& url,
     case NATS_CONNECTION_CLOSED: code = errc::connection_closed; break;
     case NATS_INVALID_SUBJECT: code = errc::invalid_subject; break;
     case NATS_MAX_PAYLOAD: code = errc::payload_too_large; break;
+    case NATS_NO_RESPONDERS: code = errc::no_responders; break;
     default: break;
   }
   std::string detail = what.empty() ? std::string{} : what + ": ";

@@ -28,6 +28,9 @@ enum class errc : uint8_t {
   invalid_config,         ///< a configuration value is missing, malformed or out of range
   service_stopped,        ///< the service was shut down while the request was pending
   nats_error,             ///< any other nats.c failure (the detail names it)
+  no_responders,          ///< a request reached no subscriber
+  no_stream,              ///< a JetStream publish to a subject no stream captures
+  jetstream_error,        ///< JetStream refused a publish (the detail has its error code)
 };
 
 /// The category atom of natsvisor's errors (at most 10 characters, as CAF 0.17 requires).

@@ -16,10 +16,6 @@ jetstream_core::~jetstream_core() {
   jsCtx_Destroy(js);
 }
 
-scope_guard::~scope_guard() {
-  caf::anon_send(service, scope_end_atom_v, std::move(key));
-}
-
 } // namespace detail
 
 bool connection_handle::closed() const noexcept {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -35,15 +36,18 @@ struct jetstream_core {
   jsCtx* const js;
 };
 
-/// Tells the supervisor that a scope ended when the last copy of the scope is gone, on any
-/// thread and however the scope ended (return, exception, dropped message).
-struct scope_guard {
-  scope_guard(caf::actor service, std::string key) : service(std::move(service)), key(std::move(key)) {}
-  ~scope_guard();
-  scope_guard(const scope_guard&) = delete;
-  scope_guard& operator=(const scope_guard&) = delete;
-  caf::actor service;
-  std::string key;  // the supervisor's key for the URL; never logged
+/// Runs `on_release` (which only sends a message to the supervisor) when the last copy of a
+/// scope or lease is gone: on any thread, however the scope ended (return, exception, a reply
+/// dropped because its requester died). Sending to a stopped service does nothing.
+struct release_guard {
+  explicit release_guard(std::function<void()> f) : on_release(std::move(f)) {}
+  ~release_guard() {
+    if (on_release)
+      on_release();
+  }
+  release_guard(const release_guard&) = delete;
+  release_guard& operator=(const release_guard&) = delete;
+  std::function<void()> on_release;
 };
 
 } // namespace detail
@@ -117,7 +121,7 @@ template <class Handle>
 class basic_scope {
 public:
   basic_scope() = default;
-  basic_scope(Handle h, std::shared_ptr<detail::scope_guard> g)
+  basic_scope(Handle h, std::shared_ptr<detail::release_guard> g)
     : handle_(std::move(h)), guard_(std::move(g)) {}
 
   const Handle& handle() const noexcept { return handle_; }
@@ -136,10 +140,41 @@ public:
 
 private:
   Handle handle_;
-  std::shared_ptr<detail::scope_guard> guard_;
+  std::shared_ptr<detail::release_guard> guard_;
 };
 
 using connection_scope = basic_scope<connection_handle>;
 using jetstream_scope = basic_scope<jetstream_handle>;
+
+/// An exclusive loan of one pooled connection. Destroying the last copy (or `release()`)
+/// returns it to the pool, from any thread; returning twice, or after the service stopped, is
+/// harmless. Copies share one loan: keep one owner.
+class lease {
+public:
+  lease() = default;
+  lease(connection_handle h, uint64_t id, std::shared_ptr<detail::release_guard> g)
+    : handle_(std::move(h)), id_(id), guard_(std::move(g)) {}
+
+  const connection_handle& handle() const noexcept { return handle_; }
+  natsConnection* get() const noexcept { return handle_.get(); }
+  explicit operator bool() const noexcept { return static_cast<bool>(handle_); }
+  /// Identifies the loan in logs and leak reports.
+  uint64_t id() const noexcept { return id_; }
+  /// Returns the connection to the pool now.
+  void release() noexcept {
+    guard_.reset();
+    handle_ = connection_handle{};
+  }
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f, lease& x) {
+    return f(caf::meta::type_name("lease"), x.handle_, x.id_);
+  }
+
+private:
+  connection_handle handle_;
+  uint64_t id_ = 0;
+  std::shared_ptr<detail::release_guard> guard_;
+};
 
 } // namespace natsvisor

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "caf/meta/type_name.hpp"
@@ -27,11 +28,13 @@ struct state_changed {
   connection_state state = connection_state::connecting;
   uint64_t generation = 0;  ///< which connection actor (1 for the first, +1 per restart)
   std::string detail;       ///< why (nats.c's text, the give-up reason, ...), may be empty
+  uint32_t slot = 0;        ///< 0: the URL's shared connection; 1..: a lease pool slot
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, state_changed& x) {
-  return f(caf::meta::type_name("state_changed"), x.url, x.state, x.generation, x.detail);
+  return f(caf::meta::type_name("state_changed"), x.url, x.state, x.generation, x.detail,
+           x.slot);
 }
 
 /// The answer to a health check: a real round trip to the server, or why there was none.
@@ -49,6 +52,25 @@ typename Inspector::result_type inspect(Inspector& f, health_result& x) {
            x.detail);
 }
 
+/// Lease pool counters of one URL.
+struct pool_status {
+  uint64_t size = 0;      ///< pooled connections that exist now
+  uint64_t active = 0;    ///< leased
+  uint64_t idle = 0;      ///< connected and free
+  uint64_t waiting = 0;   ///< lease requests queued now
+  uint64_t waits = 0;     ///< lease requests that had to queue, ever
+  uint64_t timeouts = 0;  ///< lease requests that ended in pool_exhausted
+  uint64_t created = 0;   ///< pooled connection actors started (restarts included)
+  uint64_t closed = 0;    ///< pooled connection actors that ended
+  uint64_t leaks = 0;     ///< leases reported as held past leak_threshold
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, pool_status& x) {
+  return f(caf::meta::type_name("pool_status"), x.size, x.active, x.idle, x.waiting, x.waits,
+           x.timeouts, x.created, x.closed, x.leaks);
+}
+
 /// One URL's line in status().
 struct url_status {
   std::string url;
@@ -62,16 +84,74 @@ struct url_status {
   uint64_t out_bytes = 0;
   uint64_t parked = 0;         ///< requests waiting for the connection to come up
   uint64_t active_scopes = 0;  ///< connection/JetStream scopes not yet released
+  uint64_t subscriptions = 0;  ///< message-path subscriptions (kept across restarts)
   std::string last_error;      ///< redacted
+  pool_status pool;            ///< the lease pool of this URL
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, url_status& x) {
   return f(caf::meta::type_name("url_status"), x.url, x.state, x.generation, x.restarts,
            x.reconnects, x.in_msgs, x.out_msgs, x.in_bytes, x.out_bytes, x.parked,
-           x.active_scopes, x.last_error);
+           x.active_scopes, x.subscriptions, x.last_error, x.pool);
 }
 
 using status_report = std::vector<url_status>;
+
+/// Message headers, in order; a key may repeat.
+using header_list = std::vector<std::pair<std::string, std::string>>;
+
+/// A message to publish through the message path.
+struct outgoing {
+  std::string subject;
+  std::string payload;  ///< bytes
+  header_list headers;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, outgoing& x) {
+  return f(caf::meta::type_name("outgoing"), x.subject, x.payload, x.headers);
+}
+
+/// A message received through the message path: what a subscriber actor gets in its mailbox,
+/// and the reply to a request.
+struct nats_message {
+  std::string subject;
+  std::string reply;    ///< empty when the sender expects no reply
+  header_list headers;
+  std::string payload;  ///< bytes
+  uint64_t subscription = 0;  ///< the id subscribe() returned; 0 for replies
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, nats_message& x) {
+  return f(caf::meta::type_name("nats_message"), x.subject, x.reply, x.headers, x.payload,
+           x.subscription);
+}
+
+/// A JetStream acknowledgement: the message is stored.
+struct js_ack {
+  std::string stream;
+  uint64_t sequence = 0;
+  bool duplicate = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, js_ack& x) {
+  return f(caf::meta::type_name("js_ack"), x.stream, x.sequence, x.duplicate);
+}
+
+/// Sent to watchers when a lease is held past leak_threshold.
+struct lease_leaked {
+  std::string url;  ///< redacted
+  uint64_t lease = 0;
+  std::string holder;  ///< the holder actor's id and name
+  caf::timespan held{0};
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, lease_leaked& x) {
+  return f(caf::meta::type_name("lease_leaked"), x.url, x.lease, x.holder, x.held);
+}
 
 } // namespace natsvisor

@@ -5,9 +5,11 @@
 #include "caf/all.hpp"
 
 #include "actors/connection_actor.hpp"
+#include "actors/replies.hpp"
 #include "api/logging.hpp"
 #include "config/url.hpp"
 #include "messages/messages.hpp"
+#include "messages/protocol.hpp"
 
 namespace natsvisor {
 
@@ -32,69 +34,101 @@ failure_kind classify(const caf::error& reason) {
   }
 }
 
-void notify(supervisor_type* self, url_entry& e, connection_state s, std::string detail = {}) {
-  e.state = s;
-  state_changed ev{e.url, s, e.generation, std::move(detail)};
+std::string slot_name(const connection_slot& s) {
+  return s.index == 0 ? std::string{"shared"} : "pool slot " + std::to_string(s.index);
+}
+
+connection_slot* slot_at(url_entry& e, uint32_t index) {
+  if (index == 0)
+    return &e.shared;
+  return index <= e.pool.size() ? &e.pool[index - 1] : nullptr;
+}
+
+bool is_up(const connection_slot& s) {
+  return s.state == connection_state::connected || s.state == connection_state::reconnecting;
+}
+
+void notify(supervisor_type* self, const url_entry& e, connection_slot& s, connection_state state,
+            std::string detail = {}) {
+  s.state = state;
+  state_changed ev{e.url, state, s.generation, std::move(detail), s.index};
   for (auto& w : self->state.watchers)
     self->send(w, ev);
 }
 
-void start_child(supervisor_type* self, url_entry& e) {
-  ++e.generation;
-  e.conn = {};
-  e.js = {};
-  e.js_problem.clear();
-  e.closing = false;
-  e.child = self->spawn<caf::detached>(connection_actor, e.key, e.generation,
+void start_child(supervisor_type* self, url_entry& e, connection_slot& s) {
+  ++s.generation;
+  s.conn = {};
+  s.js = {};
+  s.js_problem.clear();
+  s.closing = false;
+  s.child = self->spawn<caf::detached>(connection_actor, e.key, s.generation,
                                        caf::actor_cast<caf::actor>(self), self->state.cfg);
-  self->monitor(e.child);
-  self->state.children[e.child.address()] = e.key;
-  notify(self, e, connection_state::connecting);
+  self->monitor(s.child);
+  self->state.children[s.child.address()] = {e.key, s.index};
+  if (s.index > 0)
+    ++e.counters.created;
+  notify(self, e, s, connection_state::connecting);
 }
 
-bool is_up(const url_entry& e) {
-  return e.state == connection_state::connected || e.state == connection_state::reconnecting;
+// Starts the shared connection when nothing runs it and nothing forbids it.
+void ensure_shared(supervisor_type* self, url_entry& e) {
+  auto& s = e.shared;
+  if (!s.child && !s.closing && s.state == connection_state::closed)
+    start_child(self, e, s);
 }
 
-// Answers one request for a connection that is up.
-void answer(supervisor_type* self, url_entry& e, request_kind kind, caf::response_promise& rp) {
-  auto guard = [&] {
+std::shared_ptr<detail::release_guard> guard(supervisor_type* self, std::function<void()> f) {
+  (void) self;
+  return std::make_shared<detail::release_guard>(std::move(f));
+}
+
+// Answers one request for a shared connection that is up.
+void answer(supervisor_type* self, url_entry& e, request_kind kind, caf::response_promise& rp,
+            caf::message& forward) {
+  auto& s = e.shared;
+  auto scope_guard = [&] {
     ++e.active_scopes;
-    return std::make_shared<detail::scope_guard>(caf::actor_cast<caf::actor>(self), e.key);
+    auto sup = caf::actor_cast<caf::actor>(self);
+    return guard(self, [sup, key = e.key] { caf::anon_send(sup, scope_end_atom_v, key); });
   };
   switch (kind) {
     case request_kind::connection:
-      rp.deliver(e.conn);
+      rp.deliver(s.conn);
       break;
     case request_kind::connection_scope:
-      rp.deliver(connection_scope{e.conn, guard()});
+      rp.deliver(connection_scope{s.conn, scope_guard()});
       break;
     case request_kind::jetstream:
     case request_kind::jetstream_scope:
-      if (!e.js_problem.empty() || !e.js)
-        rp.deliver(make_error(errc::jetstream_unavailable, e.js_problem, e.url));
+      if (!s.js_problem.empty() || !s.js)
+        detail::deliver_error(rp, make_error(errc::jetstream_unavailable, s.js_problem, e.url));
       else if (kind == request_kind::jetstream)
-        rp.deliver(e.js);
+        rp.deliver(s.js);
       else
-        rp.deliver(jetstream_scope{e.js, guard()});
+        rp.deliver(jetstream_scope{s.js, scope_guard()});
       break;
     case request_kind::health:
       // Only the connection actor owns the connection: it does the round trip.
-      rp.delegate(e.child, health_atom_v);
+      rp.delegate(s.child, health_atom_v);
+      break;
+    case request_kind::forward:
+      // The message path: served by the connection actor, which replies to the requester.
+      rp.delegate(s.child, std::move(forward));
       break;
   }
 }
 
 // The answer for a request that cannot be served: an error, or an unhealthy result.
-void refuse(url_entry& e, request_kind kind, caf::response_promise& rp, caf::error err) {
+void refuse(const url_entry& e, request_kind kind, caf::response_promise& rp, caf::error err) {
   if (kind == request_kind::health) {
     health_result r;
     r.url = e.url;
-    r.generation = e.generation;
+    r.generation = e.shared.generation;
     r.detail = describe(err);
     rp.deliver(std::move(r));
   } else {
-    rp.deliver(std::move(err));
+    detail::deliver_error(rp, std::move(err));
   }
 }
 
@@ -105,127 +139,312 @@ void fail_parked(url_entry& e, const caf::error& err) {
     refuse(e, p.kind, p.promise, err);
 }
 
-caf::error gave_up_error(const url_entry& e) {
-  return make_error(errc::gave_up, e.give_up_reason + "; last error: " + e.last_error, e.url);
+caf::error gave_up_error(const url_entry& e, const connection_slot& s) {
+  return make_error(errc::gave_up, s.give_up_reason + "; last error: " + s.last_error, e.url);
 }
 
-// Finds or creates the entry of `url` (empty: the default URL); creating spawns its actor.
+// Finds or creates the entry of `url` (empty: the default URL). Creating starts nothing.
 caf::expected<url_entry*> entry_for(supervisor_type* self, const std::string& url) {
   auto& st = self->state;
   const std::string& key = url.empty() ? st.cfg->nats_url : url;
   if (auto it = st.urls.find(key); it != st.urls.end())
     return &it->second;
-  // Validate before anything is spawned, so bad input never creates a connection.
+  // Validate before anything exists, so bad input never creates a connection.
   if (auto servers = parse_servers(key); !servers)
     return servers.error();
   auto& e = st.urls[key];
   e.key = key;
   e.url = redact(key);
-  start_child(self, e);
   return &e;
 }
 
-caf::response_promise serve(supervisor_type* self, request_kind kind, const std::string& url) {
+// Serves a request on the URL's shared connection, or parks it until that is up.
+caf::response_promise serve(supervisor_type* self, request_kind kind, const std::string& url,
+                            caf::message forward = {}) {
   auto rp = self->make_response_promise();
   auto entry = entry_for(self, url);
   if (!entry) {
-    rp.deliver(entry.error());
+    detail::deliver_error(rp, std::move(entry.error()));
     return rp;
   }
   auto& e = **entry;
-  if (e.state == connection_state::closed && !e.closing)
-    start_child(self, e);  // closed on request earlier: a new request opens it again
-  if (is_up(e)) {
-    answer(self, e, kind, rp);
-  } else if (e.state == connection_state::gave_up) {
-    refuse(e, kind, rp, gave_up_error(e));
-  } else if (e.closing) {
+  auto& s = e.shared;
+  ensure_shared(self, e);
+  if (is_up(s)) {
+    answer(self, e, kind, rp, forward);
+  } else if (s.state == connection_state::gave_up) {
+    refuse(e, kind, rp, gave_up_error(e, s));
+  } else if (s.closing) {
     refuse(e, kind, rp, make_error(errc::connection_closed, "closing on request", e.url));
   } else {
-    auto id = ++self->state.next_park_id;
-    e.parked.push_back(parked_request{id, kind, rp});
+    auto id = ++self->state.next_id;
+    e.parked.push_back(parked_request{id, kind, rp, std::move(forward)});
     self->delayed_send(self, self->state.cfg->request_timeout, park_timeout_atom_v, e.key, id);
   }
   return rp;
 }
 
-void on_child_down(supervisor_type* self, url_entry& e, const caf::error& reason) {
-  auto& st = self->state;
-  e.child = nullptr;
-  e.conn = {};
-  e.js = {};
-  if (e.closing) {
-    e.closing = false;
-    log().info("closed {} on request (generation {})", e.url, e.generation);
-    notify(self, e, connection_state::closed, "closed on request");
+// --- the lease pool -------------------------------------------------------------------------
+
+connection_slot* idle_slot(url_entry& e) {
+  // Known state only: a slot whose actor failed is not handed out until it is connected again.
+  for (auto& s : e.pool)
+    if (s.child && s.state == connection_state::connected && s.lease == 0)
+      return &s;
+  return nullptr;
+}
+
+void grant(supervisor_type* self, url_entry& e, connection_slot& s, lease_waiter& w) {
+  auto id = ++self->state.next_id;
+  s.lease = id;
+  s.holder = w.holder;
+  s.leased_at = caf::make_timestamp();
+  auto sup = caf::actor_cast<caf::actor>(self);
+  auto release = [sup, key = e.key, index = s.index, id] {
+    caf::anon_send(sup, lease_end_atom_v, key, index, id);
+  };
+  w.promise.deliver(lease{s.conn, id, guard(self, release)});
+  self->delayed_send(self, self->state.cfg->leak_threshold, leak_check_atom_v, e.key, s.index,
+                     id);
+}
+
+// Starts pooled connections for waiters that no starting slot will serve, up to the pool size.
+void grow_pool(supervisor_type* self, url_entry& e) {
+  size_t starting = 0;
+  for (auto& s : e.pool)
+    if (s.lease == 0
+        && (s.state == connection_state::connecting || s.state == connection_state::restarting))
+      ++starting;
+  while (e.waiters.size() > starting) {
+    auto stopped = std::find_if(e.pool.begin(), e.pool.end(), [](const connection_slot& s) {
+      return !s.child && s.state == connection_state::closed;
+    });
+    if (stopped != e.pool.end()) {
+      start_child(self, e, *stopped);
+    } else if (e.pool.size() < static_cast<size_t>(self->state.cfg->connection_pool_size)) {
+      e.pool.emplace_back();
+      e.pool.back().index = static_cast<uint32_t>(e.pool.size());
+      start_child(self, e, e.pool.back());
+    } else {
+      return;
+    }
+    ++starting;
+  }
+}
+
+// Hands idle connections to waiters in FIFO order, then grows the pool for the rest.
+void dispatch(supervisor_type* self, url_entry& e) {
+  while (!e.waiters.empty()) {
+    auto* s = idle_slot(e);
+    if (!s)
+      break;
+    auto w = std::move(e.waiters.front());
+    e.waiters.pop_front();
+    grant(self, e, *s, w);
+  }
+  grow_pool(self, e);
+}
+
+caf::response_promise serve_lease(supervisor_type* self, const std::string& url,
+                                  caf::timespan timeout) {
+  auto rp = self->make_response_promise();
+  auto entry = entry_for(self, url);
+  if (!entry) {
+    detail::deliver_error(rp, std::move(entry.error()));
+    return rp;
+  }
+  auto& e = **entry;
+  lease_waiter w;
+  w.id = ++self->state.next_id;
+  w.promise = rp;
+  if (auto sender = self->current_sender())
+    w.holder = "actor " + std::to_string(sender->id());
+  if (auto* s = idle_slot(e); s && e.waiters.empty()) {
+    grant(self, e, *s, w);
+    return rp;
+  }
+  ++e.counters.waits;
+  auto deadline = timeout > caf::timespan{0} ? timeout : self->state.cfg->lease_timeout;
+  self->delayed_send(self, deadline, lease_to_atom_v, e.key, w.id);
+  e.waiters.push_back(std::move(w));
+  dispatch(self, e);
+  return rp;
+}
+
+// --- failures and restarts ------------------------------------------------------------------
+
+void finish_close(url_entry& e) {
+  bool running = e.shared.child != nullptr;
+  for (auto& s : e.pool)
+    running = running || s.child != nullptr;
+  if (running)
+    return;
+  auto callbacks = std::move(e.on_closed);
+  e.on_closed.clear();
+  for (auto& f : callbacks)
+    f();
+}
+
+// Closes every connection of the URL; `done` runs once all of them have stopped.
+void close_entry(supervisor_type* self, url_entry& e, std::function<void()> done) {
+  auto close = [&](connection_slot& s) {
+    if (s.child) {
+      s.closing = true;
+      self->send_exit(s.child, caf::exit_reason::user_shutdown);
+    } else if (s.state != connection_state::closed) {
+      // Restarting or given up: no connection exists, so closing cancels the restart.
+      notify(self, e, s, connection_state::closed, "closed on request");
+    }
+  };
+  close(e.shared);
+  for (auto& s : e.pool)
+    close(s);
+  if (!e.shared.child)
     fail_parked(e, make_error(errc::connection_closed, "closed on request", e.url));
-    for (auto& rp : e.close_waiters)
-      rp.deliver(caf::unit);
-    e.close_waiters.clear();
+  e.on_closed.push_back(std::move(done));
+  finish_close(e);
+}
+
+void on_child_down(supervisor_type* self, url_entry& e, connection_slot& s,
+                   const caf::error& reason) {
+  auto& st = self->state;
+  s.child = nullptr;
+  s.conn = {};
+  s.js = {};
+  if (s.index > 0)
+    ++e.counters.closed;
+  if (s.closing) {
+    s.closing = false;
+    log().info("closed {} ({}) on request (generation {})", e.url, slot_name(s), s.generation);
+    notify(self, e, s, connection_state::closed, "closed on request");
+    if (s.index == 0)
+      fail_parked(e, make_error(errc::connection_closed, "closed on request", e.url));
+    finish_close(e);
     return;
   }
-  e.last_error = describe(reason);
+  s.last_error = describe(reason);
   auto now = caf::make_timestamp();
   auto draw = std::uniform_real_distribution<double>{0.0, 1.0}(st.rng);
-  auto d = decide(st.cfg->policy, e.history, classify(reason), e.last_error, now, draw);
+  auto d = decide(st.cfg->policy, s.history, classify(reason), s.last_error, now, draw);
   if (auto restart = std::get_if<decision::restart_after>(&d)) {
-    e.history.record_restart(now, st.cfg->policy);
-    log().warn("connection to {} failed (generation {}): {}; restart {}/{} in {} ms", e.url,
-               e.generation, e.last_error, restart->attempt, st.cfg->policy.max_attempts,
-               ms(restart->delay));
-    notify(self, e, connection_state::restarting,
-           "restart " + std::to_string(restart->attempt) + " in " + std::to_string(ms(restart->delay))
-             + " ms after: " + e.last_error);
-    self->delayed_send(self, restart->delay, restart_atom_v, e.key, e.generation);
+    s.history.record_restart(now, st.cfg->policy);
+    log().warn("connection to {} ({}) failed (generation {}): {}; restart {}/{} in {} ms",
+               e.url, slot_name(s), s.generation, s.last_error, restart->attempt,
+               st.cfg->policy.max_attempts, ms(restart->delay));
+    notify(self, e, s, connection_state::restarting,
+           "restart " + std::to_string(restart->attempt) + " in "
+             + std::to_string(ms(restart->delay)) + " ms after: " + s.last_error);
+    self->delayed_send(self, restart->delay, restart_atom_v, e.key, s.index, s.generation);
     return;
   }
-  e.give_up_reason = std::get<decision::give_up>(d).reason;
-  log().error("giving up on {}: {}; last error: {}", e.url, e.give_up_reason, e.last_error);
-  notify(self, e, connection_state::gave_up, e.give_up_reason);
-  auto err = gave_up_error(e);
-  fail_parked(e, err);
+  s.give_up_reason = std::get<decision::give_up>(d).reason;
+  log().error("giving up on {} ({}): {}; last error: {}", e.url, slot_name(s),
+              s.give_up_reason, s.last_error);
+  notify(self, e, s, connection_state::gave_up, s.give_up_reason);
+  auto err = gave_up_error(e, s);
+  if (s.index == 0)
+    fail_parked(e, err);
   if (st.cfg->escalate_on_give_up)
     self->quit(err);
 }
 
 void shut_down(supervisor_type* self, const caf::error& reason) {
   for (auto& [key, e] : self->state.urls) {
-    fail_parked(e, make_error(errc::service_stopped, "the connection service stopped", e.url));
-    for (auto& rp : e.close_waiters)
-      rp.deliver(caf::unit);
-    e.close_waiters.clear();
+    auto err = make_error(errc::service_stopped, "the connection service stopped", e.url);
+    fail_parked(e, err);
+    for (auto& w : e.waiters)
+      detail::deliver_error(w.promise, err);
+    e.waiters.clear();
+    auto callbacks = std::move(e.on_closed);
+    e.on_closed.clear();
+    for (auto& f : callbacks)
+      f();
   }
   self->quit(reason);
 }
 
-// The entry whose current connection actor sent this message; null for a stale generation.
-url_entry* entry_of_sender(supervisor_type* self, uint64_t generation) {
+// The entry and slot whose current connection actor sent this message; null when stale.
+std::pair<url_entry*, connection_slot*> slot_of_sender(supervisor_type* self,
+                                                       uint64_t generation) {
   auto sender = self->current_sender();
   if (!sender)
-    return nullptr;
+    return {nullptr, nullptr};
   auto child = self->state.children.find(sender->address());
   if (child == self->state.children.end())
-    return nullptr;
-  auto it = self->state.urls.find(child->second);
-  if (it == self->state.urls.end() || it->second.generation != generation)
-    return nullptr;
-  return &it->second;
+    return {nullptr, nullptr};
+  auto it = self->state.urls.find(child->second.first);
+  if (it == self->state.urls.end())
+    return {nullptr, nullptr};
+  auto* s = slot_at(it->second, child->second.second);
+  if (!s || s->generation != generation)
+    return {nullptr, nullptr};
+  return {&it->second, s};
+}
+
+void on_up(supervisor_type* self, url_entry& e, connection_slot& s) {
+  if (s.index > 0) {
+    dispatch(self, e);
+    return;
+  }
+  // A fresh shared connection: re-subscribe everything the old one had, then serve the parked.
+  for (auto& [id, sub] : e.subscriptions)
+    self->request(s.child, caf::infinite, sub_atom_v, id, sub.subject, sub.queue, sub.subscriber)
+      .then([](uint64_t) { /* nop: subscribed again */ },
+            [url = e.url, subject = sub.subject](caf::error& err) {
+              log().error("could not subscribe {} again on {}: {}", subject, url, describe(err));
+            });
+  auto parked = std::move(e.parked);
+  e.parked.clear();
+  for (auto& p : parked)
+    answer(self, e, p.kind, p.promise, p.forward);
 }
 
 url_status status_of(supervisor_type* self, const url_entry& e) {
-  url_status s;
-  s.url = e.url;
-  s.state = e.state;
-  s.generation = e.generation;
-  s.restarts = e.restarts;
-  s.parked = e.parked.size();
-  s.active_scopes = e.active_scopes;
-  s.last_error = e.last_error;
+  auto& s = e.shared;
+  url_status out;
+  out.url = e.url;
+  out.state = s.state;
+  out.generation = s.generation;
+  out.restarts = s.restarts;
+  out.parked = e.parked.size();
+  out.active_scopes = e.active_scopes;
+  out.subscriptions = e.subscriptions.size();
+  out.last_error = s.last_error;
   auto stats = self->state.stats;
-  if (e.conn && stats != nullptr && natsConnection_GetStats(e.conn.get(), stats) == NATS_OK)
-    natsStatistics_GetCounts(stats, &s.in_msgs, &s.in_bytes, &s.out_msgs, &s.out_bytes,
-                             &s.reconnects);
-  return s;
+  if (s.conn && stats != nullptr && natsConnection_GetStats(s.conn.get(), stats) == NATS_OK)
+    natsStatistics_GetCounts(stats, &out.in_msgs, &out.in_bytes, &out.out_msgs,
+                             &out.out_bytes, &out.reconnects);
+  out.pool = e.counters;
+  out.pool.waiting = e.waiters.size();
+  for (auto& p : e.pool) {
+    if (p.child)
+      ++out.pool.size;
+    if (p.lease != 0)
+      ++out.pool.active;
+    else if (p.child && p.state == connection_state::connected)
+      ++out.pool.idle;
+  }
+  return out;
+}
+
+// Rejects a subject before anything is sent, so a bad one never reaches the server.
+caf::error check_subject(supervisor_type* self, const std::string& url,
+                         const std::string& subject, bool wildcards) {
+  if (valid_subject(subject, wildcards))
+    return caf::none;
+  auto& key = url.empty() ? self->state.cfg->nats_url : url;
+  return make_error(errc::invalid_subject, "invalid subject '" + subject + "'", redact(key));
+}
+
+template <class... Ts>
+caf::response_promise forward(supervisor_type* self, const std::string& url, Ts&&... xs) {
+  return serve(self, request_kind::forward, url, caf::make_message(std::forward<Ts>(xs)...));
+}
+
+caf::response_promise refused(supervisor_type* self, caf::error err) {
+  auto rp = self->make_response_promise();
+  detail::deliver_error(rp, std::move(err));
+  return rp;
 }
 
 } // namespace
@@ -238,28 +457,46 @@ caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const
   auto& st = self->state;
   st.cfg = std::move(cfg);
   natsStatistics_Create(&st.stats);
+  detail::tolerate_strays(self, "connection supervisor");
   // An exit request (the service stopping) answers everything still waiting before quitting.
   self->set_exit_handler([self](caf::exit_msg& msg) { shut_down(self, msg.reason); });
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& st = self->state;
     if (auto it = st.children.find(msg.source); it != st.children.end()) {
-      auto key = it->second;
+      auto [key, index] = it->second;
       st.children.erase(it);
       auto e = st.urls.find(key);
+      if (e == st.urls.end())
+        return;
       // A stale generation (already replaced) has nothing left to decide.
-      if (e != st.urls.end() && e->second.child.address() == msg.source)
-        on_child_down(self, e->second, msg.reason);
+      if (auto* s = slot_at(e->second, index); s && s->child.address() == msg.source)
+        on_child_down(self, e->second, *s, msg.reason);
       return;
     }
+    // A watcher or a subscriber died: forget it, and drop its subscriptions.
     auto& ws = st.watchers;
     ws.erase(std::remove_if(ws.begin(), ws.end(),
                             [&](const caf::actor& w) { return w.address() == msg.source; }),
              ws.end());
+    for (auto& [key, e] : st.urls)
+      for (auto it = e.subscriptions.begin(); it != e.subscriptions.end();) {
+        if (it->second.subscriber.address() == msg.source) {
+          if (e.shared.child)
+            self->send(e.shared.child, unsub_atom_v, it->first);
+          it = e.subscriptions.erase(it);
+        } else {
+          ++it;
+        }
+      }
   });
-  for (auto& url : st.cfg->urls)
-    if (auto e = entry_for(self, url); !e)
+  for (auto& url : st.cfg->urls) {
+    if (auto e = entry_for(self, url))
+      ensure_shared(self, **e);
+    else
       log().error("cannot supervise {}: {}", redact(url), describe(e.error()));
+  }
   return {
+    // -- handles, scopes, health --------------------------------------------------------------
     [self](get_conn_atom, const std::string& url) {
       return serve(self, request_kind::connection, url);
     },
@@ -276,31 +513,140 @@ caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const
       return serve(self, request_kind::health, url);
     },
     [self](scope_end_atom, const std::string& key) {
-      if (auto it = self->state.urls.find(key); it != self->state.urls.end()
-                                                && it->second.active_scopes > 0)
+      if (auto it = self->state.urls.find(key);
+          it != self->state.urls.end() && it->second.active_scopes > 0)
         --it->second.active_scopes;
     },
+    // -- leases ------------------------------------------------------------------------------
+    [self](lease_atom, const std::string& url, caf::timespan timeout) {
+      return serve_lease(self, url, timeout);
+    },
+    [self](lease_end_atom, const std::string& key, uint32_t index, uint64_t id) {
+      auto it = self->state.urls.find(key);
+      if (it == self->state.urls.end())
+        return;
+      auto* s = slot_at(it->second, index);
+      if (!s || s->lease != id)
+        return;  // returned twice, or a stale loan: harmless
+      s->lease = 0;
+      s->holder.clear();
+      dispatch(self, it->second);
+    },
+    [self](lease_to_atom, const std::string& key, uint64_t waiter) {
+      auto it = self->state.urls.find(key);
+      if (it == self->state.urls.end())
+        return;
+      auto& e = it->second;
+      auto w = std::find_if(e.waiters.begin(), e.waiters.end(),
+                            [&](const lease_waiter& x) { return x.id == waiter; });
+      if (w == e.waiters.end())
+        return;
+      auto rp = std::move(w->promise);
+      e.waiters.erase(w);
+      ++e.counters.timeouts;
+      auto leased = std::count_if(e.pool.begin(), e.pool.end(),
+                                  [](const connection_slot& s) { return s.lease != 0; });
+      detail::deliver_error(rp, make_error(errc::pool_exhausted,
+                            "no pooled connection became free in time ("
+                              + std::to_string(leased) + " of "
+                              + std::to_string(self->state.cfg->connection_pool_size)
+                              + " leased)",
+                            e.url));
+    },
+    [self](leak_check_atom, const std::string& key, uint32_t index, uint64_t id) {
+      auto it = self->state.urls.find(key);
+      if (it == self->state.urls.end())
+        return;
+      auto& e = it->second;
+      auto* s = slot_at(e, index);
+      if (!s || s->lease != id)
+        return;
+      ++e.counters.leaks;
+      auto held = caf::make_timestamp() - s->leased_at;
+      log().warn("lease {} of {} held by {} for {} ms (leak_threshold {} ms)", id, e.url,
+                 s->holder, ms(held), ms(self->state.cfg->leak_threshold));
+      lease_leaked ev{e.url, id, s->holder, held};
+      for (auto& w : self->state.watchers)
+        self->send(w, ev);
+    },
+    // -- the message path --------------------------------------------------------------------
+    [self](pub_atom, const std::string& url, outgoing& m) {
+      if (auto err = check_subject(self, url, m.subject, false))
+        return refused(self, std::move(err));
+      return forward(self, url, pub_atom_v, std::move(m));
+    },
+    [self](pub_atom, const std::string& url, std::vector<outgoing>& batch) {
+      for (auto& m : batch)
+        if (auto err = check_subject(self, url, m.subject, false))
+          return refused(self, std::move(err));
+      return forward(self, url, pub_atom_v, std::move(batch));
+    },
+    [self](req_atom, const std::string& url, outgoing& m, caf::timespan timeout) {
+      if (auto err = check_subject(self, url, m.subject, false))
+        return refused(self, std::move(err));
+      return forward(self, url, req_atom_v, std::move(m), timeout);
+    },
+    [self](js_pub_atom, const std::string& url, outgoing& m, caf::timespan timeout) {
+      if (auto err = check_subject(self, url, m.subject, false))
+        return refused(self, std::move(err));
+      return forward(self, url, js_pub_atom_v, std::move(m), timeout);
+    },
+    [self](sub_atom, const std::string& url, const std::string& subject,
+           const std::string& queue, const caf::actor& subscriber) {
+      if (auto err = check_subject(self, url, subject, true))
+        return refused(self, std::move(err));
+      if (!subscriber)
+        return refused(self, make_error(errc::nats_error, "no subscriber actor", redact(url)));
+      auto entry = entry_for(self, url);
+      if (!entry)
+        return refused(self, entry.error());
+      auto& e = **entry;
+      auto id = ++self->state.next_id;
+      e.subscriptions.emplace(id, subscription_record{id, subject, queue, subscriber});
+      self->monitor(subscriber);
+      ensure_shared(self, e);
+      auto rp = self->make_response_promise();
+      if (is_up(e.shared))
+        rp.delegate(e.shared.child, sub_atom_v, id, subject, queue, subscriber);
+      else
+        rp.deliver(id);  // kept: subscribed as soon as the connection is up
+      return rp;
+    },
+    [self](unsub_atom, const std::string& url, uint64_t id) {
+      auto& st = self->state;
+      auto it = st.urls.find(url.empty() ? st.cfg->nats_url : url);
+      if (it == st.urls.end() || it->second.subscriptions.erase(id) == 0)
+        return;
+      if (auto& child = it->second.shared.child)
+        self->send(child, unsub_atom_v, id);
+    },
+    // -- lifecycle ---------------------------------------------------------------------------
     [self](close_conn_atom, const std::string& url) {
       auto rp = self->make_response_promise();
       auto& st = self->state;
       auto it = st.urls.find(url.empty() ? st.cfg->nats_url : url);
-      if (it == st.urls.end()) {
+      if (it == st.urls.end())
         rp.deliver(caf::unit);  // nothing open: closing is already done
-        return rp;
-      }
-      auto& e = it->second;
-      if (e.child) {
-        e.closing = true;
-        e.close_waiters.push_back(rp);
-        self->send_exit(e.child, caf::exit_reason::user_shutdown);
-        return rp;
-      }
-      // Restarting or given up: no connection exists, so closing only cancels the restart.
-      if (e.state != connection_state::closed) {
-        notify(self, e, connection_state::closed, "closed on request");
-        fail_parked(e, make_error(errc::connection_closed, "closed on request", e.url));
-      }
-      rp.deliver(caf::unit);
+      else
+        close_entry(self, it->second, [rp]() mutable { rp.deliver(caf::unit); });
+      return rp;
+    },
+    // -- the service lifecycle (see services/service_manager.hpp) ----------------------------
+    [self](svc_init_atom, const caf::actor&) {
+      // nop: connections start on demand, and configured URLs started with the actor
+      return caf::unit;
+    },
+    [self](svc_clean_atom) {
+      // Answered once every connection of every URL is closed.
+      auto rp = self->make_response_promise();
+      auto left = std::make_shared<size_t>(self->state.urls.size());
+      if (*left == 0)
+        rp.deliver(caf::unit);
+      for (auto& [key, e] : self->state.urls)
+        close_entry(self, e, [rp, left]() mutable {
+          if (--*left == 0)
+            rp.deliver(caf::unit);
+        });
       return rp;
     },
     [self](reset_atom, const std::string& url) -> caf::result<caf::unit_t> {
@@ -308,12 +654,18 @@ caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const
       if (!entry)
         return entry.error();
       auto& e = **entry;
-      e.history.reset();
-      if (e.state == connection_state::gave_up) {
-        log().info("reviving {} on request", e.url);
-        e.give_up_reason.clear();
-        start_child(self, e);
-      }
+      auto revive = [&](connection_slot& s) {
+        s.history.reset();
+        if (s.state == connection_state::gave_up) {
+          log().info("reviving {} ({}) on request", e.url, slot_name(s));
+          s.give_up_reason.clear();
+          start_child(self, e, s);
+        }
+      };
+      revive(e.shared);
+      for (auto& s : e.pool)
+        revive(s);
+      ensure_shared(self, e);
       return caf::unit;
     },
     [self](status_atom) {
@@ -332,37 +684,38 @@ caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const
       auto& ws = self->state.watchers;
       ws.erase(std::remove(ws.begin(), ws.end(), watcher), ws.end());
     },
+    // -- from connection actors and timers ---------------------------------------------------
     [self](conn_up_atom, uint64_t generation, connection_handle& conn, jetstream_handle& js,
            std::string& js_problem) {
-      auto entry = entry_of_sender(self, generation);
-      if (!entry || entry->closing)
+      auto [e, s] = slot_of_sender(self, generation);
+      if (!e || s->closing)
         return;
-      auto& e = *entry;
-      e.conn = std::move(conn);
-      e.js = std::move(js);
-      e.js_problem = std::move(js_problem);
-      e.history.record_up(caf::make_timestamp());
-      notify(self, e, connection_state::connected,
-             e.js_problem.empty() ? std::string{} : "JetStream unavailable: " + e.js_problem);
-      auto parked = std::move(e.parked);
-      e.parked.clear();
-      for (auto& p : parked)
-        answer(self, e, p.kind, p.promise);
+      s->conn = std::move(conn);
+      s->js = std::move(js);
+      s->js_problem = std::move(js_problem);
+      s->history.record_up(caf::make_timestamp());
+      notify(self, *e, *s, connection_state::connected,
+             s->js_problem.empty() ? std::string{} : "JetStream unavailable: " + s->js_problem);
+      on_up(self, *e, *s);
     },
     [self](conn_event_atom, uint64_t generation, connection_state state, std::string& detail) {
-      if (auto e = entry_of_sender(self, generation); e && is_up(*e))
-        notify(self, *e, state, std::move(detail));
+      auto [e, s] = slot_of_sender(self, generation);
+      if (!e || !is_up(*s))
+        return;
+      notify(self, *e, *s, state, std::move(detail));
+      if (s->index > 0 && state == connection_state::connected)
+        dispatch(self, *e);
     },
-    [self](restart_atom, const std::string& key, uint64_t generation) {
+    [self](restart_atom, const std::string& key, uint32_t index, uint64_t generation) {
       auto it = self->state.urls.find(key);
       if (it == self->state.urls.end())
         return;
-      auto& e = it->second;
+      auto* s = slot_at(it->second, index);
       // Closed or revived in the meantime: this timer is stale.
-      if (e.state != connection_state::restarting || e.generation != generation)
+      if (!s || s->state != connection_state::restarting || s->generation != generation)
         return;
-      ++e.restarts;
-      start_child(self, e);
+      ++s->restarts;
+      start_child(self, it->second, *s);
     },
     [self](park_timeout_atom, const std::string& key, uint64_t id) {
       auto it = self->state.urls.find(key);
@@ -375,9 +728,9 @@ caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const
         return;
       auto detail = "no connection within request_timeout ("
                     + std::to_string(ms(self->state.cfg->request_timeout)) + " ms), state "
-                    + to_string(e.state);
-      if (!e.last_error.empty())
-        detail += ", last error: " + e.last_error;
+                    + to_string(e.shared.state);
+      if (!e.shared.last_error.empty())
+        detail += ", last error: " + e.shared.last_error;
       auto req = std::move(*p);
       e.parked.erase(p);
       refuse(e, req.kind, req.promise, make_error(errc::timeout, detail, e.url));
