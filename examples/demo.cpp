@@ -45,6 +45,7 @@
 
 #include "api/connection_service.hpp"
 #include "api/requests.hpp"
+#include "config/url.hpp"
 
 namespace {
 
@@ -412,7 +413,14 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &sa, nullptr);
 
   auto ep = parse_endpoint(s.nats_url);
-  say("demo", "URL %s (probing %s:%d)", s.nats_url.c_str(), ep.host.c_str(), ep.port);
+  // The demo kills and restarts servers: it only ever talks to this machine.
+  if (ep.host != "localhost" && ep.host != "127.0.0.1") {
+    say("demo", "the demo runs against a server on this machine only (localhost or 127.0.0.1), "
+                "not %s", natsvisor::redact(s.nats_url).c_str());
+    return 1;
+  }
+  say("demo", "URL %s (probing %s:%d)", natsvisor::redact(s.nats_url).c_str(), ep.host.c_str(),
+      ep.port);
   say("demo", "timing: nats_reconnect_wait %lld ms, nats_max_reconnect %d, reconnect_delay %lld ms, "
               "request_timeout %lld ms",
       ms(s.nats.reconnect_wait), s.nats.max_reconnect, ms(s.policy.base_delay),
@@ -424,12 +432,6 @@ int main(int argc, char** argv) {
                 "not kill it (the crash/restart part is skipped).",
         ep.host.c_str(), ep.port);
   } else {
-    if (ep.host != "localhost" && ep.host != "127.0.0.1") {
-      say("demo", "nothing listens on %s:%d and that is not this machine: start a server there, "
-                  "or use --natsvisor.nats_url=nats://127.0.0.1:<port>",
-          ep.host.c_str(), ep.port);
-      return 1;
-    }
     if (access(owned_server::binary, X_OK) != 0) {
       say("demo", "nothing listens on %s:%d and %s is missing (run scripts/setup)",
           ep.host.c_str(), ep.port, owned_server::binary);

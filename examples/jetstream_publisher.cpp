@@ -17,6 +17,7 @@
 
 #include "caf/all.hpp"
 
+#include "config/url.hpp"
 #include "api/connection_service.hpp"
 #include "api/requests.hpp"
 
@@ -137,7 +138,7 @@ int main(int argc, char** argv) {
   settings.connection_timeout = std::chrono::seconds(2);
   settings.log_level = "warn";
   natsvisor::connection_service svc{sys, settings};
-  std::printf("publishing %d message(s) to JetStream at %s\n", count, url.c_str());
+  std::printf("publishing %d message(s) to JetStream at %s\n", count, natsvisor::redact(url).c_str());
 
   caf::scoped_actor self{sys};
   auto pub = self->spawn(publisher, svc.actor(), count);

@@ -17,6 +17,7 @@
 
 #include "caf/all.hpp"
 
+#include "config/url.hpp"
 #include "api/connection_service.hpp"
 
 namespace {
@@ -35,7 +36,7 @@ bool old_publish(const std::string& url, const char* subject, const char* payloa
   natsConnection* nc = nullptr;
   natsStatus s = natsConnection_ConnectTo(&nc, url.c_str());
   if (s != NATS_OK) {
-    std::printf("  old: cannot connect to %s: %s\n", url.c_str(), natsStatus_GetText(s));
+    std::printf("  old: cannot connect to %s: %s\n", natsvisor::redact(url).c_str(), natsStatus_GetText(s));
     return false;
   }
   s = natsConnection_PublishString(nc, subject, payload);
@@ -68,7 +69,7 @@ int main(int argc, char** argv) {
     url = argv[1];
   else if (const char* env = std::getenv("NATS_URL"); env != nullptr && *env != '\0')
     url = env;
-  std::printf("NATS URL: %s\n\n", url.c_str());
+  std::printf("NATS URL: %s\n\n", natsvisor::redact(url).c_str());
 
   std::printf("== OLD pattern: raw nats.c, connect/publish/flush/close per call ==\n");
   for (int i = 1; i <= 3; ++i) {

@@ -82,7 +82,7 @@ std::string url_of(const caf::error& e) {
   return context_string(e, 1);
 }
 
-std::string describe(const caf::error& e) {
+std::string describe(const caf::error& e, bool with_url) {
   if (!e)
     return "no error";
   if (code_of(e) == errc::none)
@@ -93,7 +93,7 @@ std::string describe(const caf::error& e) {
     out += ": ";
     out += d;
   }
-  if (auto u = url_of(e); !u.empty()) {
+  if (auto u = url_of(e); with_url && !u.empty()) {
     out += " [";
     out += u;
     out += "]";

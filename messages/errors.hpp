@@ -57,6 +57,7 @@ std::string detail_of(const caf::error& e);
 std::string url_of(const caf::error& e);
 
 /// One line for humans and logs: "natsvisor.gave_up: <detail> [<url>]"; works for any error.
-std::string describe(const caf::error& e);
+/// Without the URL where the context names it already.
+std::string describe(const caf::error& e, bool with_url = true);
 
 } // namespace natsvisor

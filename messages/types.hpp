@@ -77,7 +77,10 @@ struct url_status {
   connection_state state = connection_state::connecting;
   uint64_t generation = 0;
   uint64_t restarts = 0;    ///< connection actors started after the first
-  uint64_t reconnects = 0;  ///< nats.c's own reconnects inside the current connection
+  /// nats.c's own reconnects, summed over all generations. nats.c also counts the retries of
+  /// a first connect made while the server was down.
+  uint64_t reconnects = 0;
+  // Traffic of the URL's shared connection, summed over all generations.
   uint64_t in_msgs = 0;
   uint64_t out_msgs = 0;
   uint64_t in_bytes = 0;
@@ -85,7 +88,7 @@ struct url_status {
   uint64_t parked = 0;         ///< requests waiting for the connection to come up
   uint64_t active_scopes = 0;  ///< connection/JetStream scopes not yet released
   uint64_t subscriptions = 0;  ///< message-path subscriptions (kept across restarts)
-  std::string last_error;      ///< redacted
+  std::string last_error;      ///< of the shared connection; kept after recovery
   pool_status pool;            ///< the lease pool of this URL
 };
 

@@ -308,6 +308,16 @@ void close_entry(supervisor_type* self, url_entry& e, std::function<void()> done
 void on_child_down(supervisor_type* self, url_entry& e, connection_slot& s,
                    const caf::error& reason) {
   auto& st = self->state;
+  // The closed connection still knows its counters: keep them before letting it go.
+  if (s.conn && st.stats != nullptr && natsConnection_GetStats(s.conn.get(), st.stats) == NATS_OK) {
+    uint64_t in_msgs = 0, in_bytes = 0, out_msgs = 0, out_bytes = 0, reconnects = 0;
+    natsStatistics_GetCounts(st.stats, &in_msgs, &in_bytes, &out_msgs, &out_bytes, &reconnects);
+    s.retired.in_msgs += in_msgs;
+    s.retired.in_bytes += in_bytes;
+    s.retired.out_msgs += out_msgs;
+    s.retired.out_bytes += out_bytes;
+    s.retired.reconnects += reconnects;
+  }
   s.child = nullptr;
   s.conn = {};
   s.js = {};
@@ -322,7 +332,7 @@ void on_child_down(supervisor_type* self, url_entry& e, connection_slot& s,
     finish_close(e);
     return;
   }
-  s.last_error = describe(reason);
+  s.last_error = describe(reason, false);
   auto now = caf::make_timestamp();
   auto draw = std::uniform_real_distribution<double>{0.0, 1.0}(st.rng);
   auto d = decide(st.cfg->policy, s.history, classify(reason), s.last_error, now, draw);
@@ -414,6 +424,11 @@ url_status status_of(supervisor_type* self, const url_entry& e) {
   if (s.conn && stats != nullptr && natsConnection_GetStats(s.conn.get(), stats) == NATS_OK)
     natsStatistics_GetCounts(stats, &out.in_msgs, &out.in_bytes, &out.out_msgs,
                              &out.out_bytes, &out.reconnects);
+  out.in_msgs += s.retired.in_msgs;
+  out.in_bytes += s.retired.in_bytes;
+  out.out_msgs += s.retired.out_msgs;
+  out.out_bytes += s.retired.out_bytes;
+  out.reconnects += s.retired.reconnects;
   out.pool = e.counters;
   out.pool.waiting = e.waiters.size();
   for (auto& p : e.pool) {

@@ -45,7 +45,11 @@ struct connection_slot {
   failure_history history;
   bool closing = false;  ///< closed on request: its exit is no failure
   uint64_t restarts = 0;
-  std::string last_error;  ///< redacted
+  std::string last_error;  ///< without URL (the entry names it)
+  /// Traffic of the generations that ended, so status() counts the URL's whole life.
+  struct traffic {
+    uint64_t in_msgs = 0, in_bytes = 0, out_msgs = 0, out_bytes = 0, reconnects = 0;
+  } retired;
   std::string give_up_reason;
   // Pool slots: the current loan (0 = idle) and who holds it.
   uint64_t lease = 0;
