@@ -143,6 +143,12 @@ caf::error gave_up_error(const url_entry& e, const connection_slot& s) {
   return make_error(errc::gave_up, s.give_up_reason + "; last error: " + s.last_error, e.url);
 }
 
+// The entry of a timer or release message; null once the URL is gone.
+url_entry* find_entry(supervisor_type* self, const std::string& key) {
+  auto it = self->state.urls.find(key);
+  return it == self->state.urls.end() ? nullptr : &it->second;
+}
+
 // Finds or creates the entry of `url` (empty: the default URL). Creating starts nothing.
 caf::expected<url_entry*> entry_for(supervisor_type* self, const std::string& url) {
   auto& st = self->state;
@@ -528,30 +534,27 @@ caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const
       return serve(self, request_kind::health, url);
     },
     [self](scope_end_atom, const std::string& key) {
-      if (auto it = self->state.urls.find(key);
-          it != self->state.urls.end() && it->second.active_scopes > 0)
-        --it->second.active_scopes;
+      if (auto* e = find_entry(self, key); e && e->active_scopes > 0)
+        --e->active_scopes;
     },
     // -- leases ------------------------------------------------------------------------------
     [self](lease_atom, const std::string& url, caf::timespan timeout) {
       return serve_lease(self, url, timeout);
     },
     [self](lease_end_atom, const std::string& key, uint32_t index, uint64_t id) {
-      auto it = self->state.urls.find(key);
-      if (it == self->state.urls.end())
-        return;
-      auto* s = slot_at(it->second, index);
+      auto* e = find_entry(self, key);
+      auto* s = e ? slot_at(*e, index) : nullptr;
       if (!s || s->lease != id)
         return;  // returned twice, or a stale loan: harmless
       s->lease = 0;
       s->holder.clear();
-      dispatch(self, it->second);
+      dispatch(self, *e);
     },
     [self](lease_to_atom, const std::string& key, uint64_t waiter) {
-      auto it = self->state.urls.find(key);
-      if (it == self->state.urls.end())
+      auto* found = find_entry(self, key);
+      if (!found)
         return;
-      auto& e = it->second;
+      auto& e = *found;
       auto w = std::find_if(e.waiters.begin(), e.waiters.end(),
                             [&](const lease_waiter& x) { return x.id == waiter; });
       if (w == e.waiters.end())
@@ -569,10 +572,10 @@ caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const
                             e.url));
     },
     [self](leak_check_atom, const std::string& key, uint32_t index, uint64_t id) {
-      auto it = self->state.urls.find(key);
-      if (it == self->state.urls.end())
+      auto* found = find_entry(self, key);
+      if (!found)
         return;
-      auto& e = it->second;
+      auto& e = *found;
       auto* s = slot_at(e, index);
       if (!s || s->lease != id)
         return;
@@ -722,21 +725,19 @@ caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const
         dispatch(self, *e);
     },
     [self](restart_atom, const std::string& key, uint32_t index, uint64_t generation) {
-      auto it = self->state.urls.find(key);
-      if (it == self->state.urls.end())
-        return;
-      auto* s = slot_at(it->second, index);
+      auto* e = find_entry(self, key);
+      auto* s = e ? slot_at(*e, index) : nullptr;
       // Closed or revived in the meantime: this timer is stale.
       if (!s || s->state != connection_state::restarting || s->generation != generation)
         return;
       ++s->restarts;
-      start_child(self, it->second, *s);
+      start_child(self, *e, *s);
     },
     [self](park_timeout_atom, const std::string& key, uint64_t id) {
-      auto it = self->state.urls.find(key);
-      if (it == self->state.urls.end())
+      auto* found = find_entry(self, key);
+      if (!found)
         return;
-      auto& e = it->second;
+      auto& e = *found;
       auto p = std::find_if(e.parked.begin(), e.parked.end(),
                             [&](const parked_request& x) { return x.id == id; });
       if (p == e.parked.end())
