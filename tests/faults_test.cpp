@@ -3,6 +3,8 @@
 #include <atomic>
 #include <future>
 
+#include <csignal>
+
 #include "nats_server.hpp"
 #include "service_fixture.hpp"
 
@@ -187,4 +189,41 @@ TEST_CASE("a cluster URL fails over along its server list", "[faults][supervisor
   CHECK(eventually([&] { return b.connection_count() == 1; }));
   CHECK(natsConnection_PublishString(h->get(), "x.y", "z") == NATS_OK);
   CHECK(natsConnection_FlushTimeout(h->get(), 2000) == NATS_OK);
+}
+
+TEST_CASE("with escalate_on_give_up the supervisor exits with gave_up", "[faults][supervisor]") {
+  nats_server server;
+  auto s = fast_settings(server.url());
+  s.policy.max_attempts = 1;
+  s.escalate_on_give_up = true;
+  service_fixture f{s};
+  REQUIRE(f.svc->get_connection());
+  caf::scoped_actor observer{f.sys};
+  observer->monitor(f.svc->actor());
+  server.kill();
+  std::optional<caf::error> reason;
+  observer->receive([&](const caf::down_msg& msg) { reason = msg.reason; },
+                    caf::after(std::chrono::seconds(10)) >> [] { /* nop: checked below */ });
+  REQUIRE(reason);
+  CHECK(code_of(*reason) == errc::gave_up);
+  auto after = f.svc->get_connection();
+  REQUIRE_FALSE(after);
+  CHECK(code_of(after.error()) == errc::service_stopped);
+}
+
+TEST_CASE("a server entering lame duck mode is reported to watchers", "[faults][supervisor]") {
+  nats_server server;
+  service_fixture f{fast_settings(server.url())};
+  REQUIRE(f.svc->get_connection());
+  REQUIRE(f.await_state(connection_state::connected));
+  // SIGUSR2 puts nats-server into lame duck mode: it tells its clients, then closes them later.
+  REQUIRE(::kill(server.pid(), SIGUSR2) == 0);
+  std::optional<state_changed> ldm;
+  REQUIRE(eventually([&] {
+    auto ev = f.await_state(connection_state::connected, 200ms);
+    if (ev && ev->detail.find("lame duck") != std::string::npos)
+      ldm = ev;
+    return ldm.has_value();
+  }));
+  CHECK(ldm->generation == 1);
 }

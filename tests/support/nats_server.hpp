@@ -67,6 +67,9 @@ public:
   /// Client port on 127.0.0.1.
   int port() const;
 
+  /// The server's process id while running (-1 otherwise), e.g. to send it SIGUSR2 (lame duck).
+  pid_t pid() const { return pid_; }
+
   /// HTTP monitoring port on 127.0.0.1.
   int monitor_port() const;
 
