@@ -2,7 +2,10 @@
 //
 //   OLD: raw nats.c, "connect, use, close" repeated inside a function called at every call site.
 //   NEW: natsvisor::connection_service owns the connection; callers get a handle (reused),
-//        a scope (released however the block ends) or a JetStream handle.
+//        a scope (released however the block ends), a JetStream handle, an exclusive lease
+//        from the pool (returned when it goes out of scope), or skip nats.c altogether and
+//        use the message path: publish, request (answered by an actor subscribed through
+//        subscribe), js_publish.
 //
 // Usage: old_vs_new [nats://host:port]   (else $NATS_URL, else nats://127.0.0.1:4222)
 // Exits 1 with a clear message when no server is reachable (never hangs: nats.c's connect
@@ -48,6 +51,22 @@ bool old_publish(const std::string& url, const char* subject, const char* payloa
   return s == NATS_OK;
 }
 
+// OLD request/reply: again a connection per call.
+bool old_request(const std::string& url, const char* subject, const char* payload) {
+  auto t0 = clock_type::now();
+  natsConnection* nc = nullptr;
+  natsMsg* reply = nullptr;
+  natsStatus s = natsConnection_ConnectTo(&nc, url.c_str());
+  if (s == NATS_OK)
+    s = natsConnection_RequestString(&reply, nc, subject, payload, 2000);
+  std::printf("  old: connect + request + close on '%s': %s%s%s (%.2f ms)\n", subject,
+              natsStatus_GetText(s), reply ? ", reply " : "",
+              reply ? natsMsg_GetData(reply) : "", ms_since(t0));
+  natsMsg_Destroy(reply);
+  natsConnection_Destroy(nc);
+  return s == NATS_OK;
+}
+
 // ---------------------------------------------------------------------------------------------
 // NEW: the service hands out a shared handle; the connection stays open between calls.
 // ---------------------------------------------------------------------------------------------
@@ -59,6 +78,18 @@ bool new_publish(const natsvisor::connection_handle& conn, const char* subject,
               static_cast<unsigned long long>(conn.generation()), subject, natsStatus_GetText(s),
               ms_since(t0));
   return s == NATS_OK;
+}
+
+// NEW: a responder for the message path. It never touches nats.c: requests arrive in its
+// mailbox as nats_message values (subscribed through svc.subscribe), and it answers with a
+// fire-and-forget publish to the reply subject.
+caf::behavior responder(caf::event_based_actor* self, caf::actor svc) {
+  return {
+    [self, svc](const natsvisor::nats_message& m) {
+      if (!m.reply.empty())
+        natsvisor::publish(self, svc, {m.reply, "pong: " + m.payload, {}});
+    },
+  };
 }
 
 } // namespace
@@ -77,7 +108,7 @@ int main(int argc, char** argv) {
     if (!old_publish(url, subject.c_str(), "hello from the old pattern")) {
       std::printf("\nNo NATS server reachable at %s.\n"
                   "Start one (e.g. `nats-server -js`) or run scripts/demo, which starts its own.\n",
-                  url.c_str());
+                  natsvisor::redact(url).c_str());
       return 1;
     }
   }
@@ -149,6 +180,81 @@ int main(int argc, char** argv) {
                     natsStatus_GetText(s));
       jsAccountInfo_Destroy(info);
     }
+
+    // 4. lease: an exclusive connection from the pool, returned when `l` goes out of scope
+    //    (also on an exception). Nobody else publishes on it meanwhile, so a flush here
+    //    waits for this code's messages only.
+    auto pool_active = [&svc] {
+      auto st = svc.status();
+      return st && !st->empty() ? static_cast<unsigned long long>(st->front().pool.active) : 0ULL;
+    };
+    {
+      t0 = clock_type::now();
+      auto l = svc.lease();
+      if (!l) {
+        std::printf("  new: lease failed: %s\n", natsvisor::describe(l.error()).c_str());
+        rc = 1;
+      } else {
+        natsStatus s = natsConnection_PublishString(l->get(), "demo.new.leased", "on a lease");
+        if (s == NATS_OK)
+          s = natsConnection_Flush(l->get());
+        std::printf("  new: lease #%llu (%.2f ms): publish + flush on an exclusive pooled "
+                    "connection: %s; leases active: %llu\n",
+                    static_cast<unsigned long long>(l->id()), ms_since(t0),
+                    natsStatus_GetText(s), pool_active());
+        rc = s == NATS_OK ? rc : 1;
+      }
+    }  // the lease goes back to the pool here
+    std::printf("  new: lease returned by leaving its scope; leases active: %llu\n",
+                pool_active());
+
+    // 5. the message path: no nats.c at the call site, and it works across restarts.
+    auto echo = sys.spawn(responder, svc.actor());
+    if (auto id = svc.subscribe("demo.echo", echo); !id) {
+      std::printf("  new: subscribe failed: %s\n", natsvisor::describe(id.error()).c_str());
+      rc = 1;
+    } else {
+      std::printf("  new: subscribe('demo.echo', responder actor) -> subscription %llu\n",
+                  static_cast<unsigned long long>(*id));
+      old_request(url, "demo.echo", "ping (old)");  // the same responder, the old way
+      for (int i = 1; i <= 3; ++i) {
+        t0 = clock_type::now();
+        auto reply = svc.request({"demo.echo", "ping " + std::to_string(i) + " (new)", {}},
+                                 std::chrono::seconds(2));
+        if (reply)
+          std::printf("  new: request('demo.echo') -> reply '%s' (%.2f ms, shared connection)\n",
+                      reply->payload.c_str(), ms_since(t0));
+        else
+          std::printf("  new: request failed: %s\n", natsvisor::describe(reply.error()).c_str());
+        rc = reply ? rc : 1;
+      }
+    }
+    if (auto perr = svc.publish({"demo.new.msgpath", "via the message path", {}}); perr) {
+      std::printf("  new: publish failed: %s\n", natsvisor::describe(perr).c_str());
+      rc = 1;
+    } else {
+      std::printf("  new: publish('demo.new.msgpath') -> taken by nats.c\n");
+    }
+    if (js) {
+      // js_publish needs a stream that captures the subject.
+      svc.with_jetstream([](const natsvisor::jetstream_handle& h) {
+        jsStreamConfig sc;
+        jsStreamConfig_Init(&sc);
+        sc.Name = "DEMO_NEW";
+        const char* subjects[] = {"demo.js.>"};
+        sc.Subjects = subjects;
+        sc.SubjectsLen = 1;
+        js_AddStream(nullptr, h.get(), &sc, nullptr, nullptr);  // "exists" is fine too
+      });
+      auto ack = svc.js_publish({"demo.js.order", "{\"order\":1}", {}});
+      if (ack)
+        std::printf("  new: js_publish('demo.js.order') -> ack: stream %s, sequence %llu\n",
+                    ack->stream.c_str(), static_cast<unsigned long long>(ack->sequence));
+      else
+        std::printf("  new: js_publish failed: %s\n", natsvisor::describe(ack.error()).c_str());
+      rc = ack ? rc : 1;
+    }
+    caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);  // its subscription ends too
 
     if (auto st = svc.status(); st)
       for (auto& u : *st)

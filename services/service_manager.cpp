@@ -211,7 +211,7 @@ void acquire(manager* self, const std::string& name, waiter w) {
   auto& entry = st.starting[name];
   entry.handle = handle;
   entry.waiters.push_back(std::move(w));
-  self->request(handle, st.cfg->request_timeout, svc_init_atom_v, caf::actor{self})
+  self->request(handle, init_deadline(*st.cfg), svc_init_atom_v, caf::actor{self})
     .then([self, name, handle] { finish_start(self, name, handle, caf::none); },
           [self, name, handle](caf::error& err) { finish_start(self, name, handle, err); });
 }
@@ -377,10 +377,10 @@ service_manager::service_manager(caf::actor_system& sys, settings cfg,
   manager_ = std::move(*spawned);
   caf::error failure;
   caf::scoped_actor self{sys_};
-  // Each eager start is bounded by request_timeout, so this deadline only
+  // Each eager start is bounded by init_deadline, so this deadline only
   // guards a lost manager.
   auto deadline
-    = cfg_.request_timeout * static_cast<int64_t>(service_count_ + 1) + std::chrono::seconds(5);
+    = init_deadline(cfg_) * static_cast<int64_t>(service_count_ + 1) + std::chrono::seconds(5);
   self->request(manager_, deadline, svc_ready_atom_v)
     .receive([] { /* nop: eager services started */ },
              [&](caf::error& err) { failure = std::move(err); });
@@ -400,9 +400,11 @@ caf::expected<caf::actor> service_manager::get(const std::string& name) {
     return make_error(errc::service_stopped, "the service manager was stopped");
   caf::scoped_actor self{sys_};
   caf::expected<caf::actor> result{caf::error{}};
-  // The manager answers by itself within request_timeout; this only guards a
-  // lost manager.
-  request_service(self.ptr(), manager_, name, cfg_.request_timeout + std::chrono::seconds(5))
+  // The manager answers by itself (a start, with the starts it depends on, is
+  // bounded by init_deadline each); this only guards a lost manager.
+  request_service(self.ptr(), manager_, name,
+                  init_deadline(cfg_) * static_cast<int64_t>(service_count_ + 1)
+                    + std::chrono::seconds(5))
     .receive([&](caf::actor& svc) { result = std::move(svc); },
              [&](caf::error& err) {
                if (err == caf::sec::request_timeout)
@@ -431,9 +433,9 @@ void service_manager::stop() {
     return;
   caf::scoped_actor self{sys_};
   self->monitor(manager_);
-  // Starts in progress finish first (request_timeout), then one cleanup after
+  // Starts in progress finish first (init_deadline), then one cleanup after
   // the other.
-  auto deadline = cfg_.request_timeout
+  auto deadline = init_deadline(cfg_)
                   + service_cleanup_deadline * static_cast<int64_t>(service_count_)
                   + std::chrono::seconds(5);
   bool stopped = false;

@@ -55,6 +55,13 @@ service_definition connection_service_definition();
 
 /// Deadline of a service's cleanup during stop; initialize uses
 /// `settings::request_timeout`.
+/// How long a service may take to initialize: longer than request_timeout, so that a service
+/// waiting in its initialize for a connection reports the connection's own typed error (with
+/// its cause) rather than a bare init timeout.
+inline caf::timespan init_deadline(const settings& cfg) {
+  return cfg.request_timeout + std::chrono::seconds(5);
+}
+
 constexpr caf::timespan service_cleanup_deadline = std::chrono::seconds(30);
 
 /// Asks the manager for a service by name: answered with its caf::actor once it
