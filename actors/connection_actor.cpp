@@ -201,6 +201,17 @@ caf::error publish_error(connection_actor_type* self, natsStatus s, const std::s
   return from_status(s, errc::nats_error, self->state.url, "publish to " + subject);
 }
 
+// nats.c's flusher waits a millisecond to batch small writes, which would add a millisecond to
+// every request and every reply. So the message path pushes its writes out at once, but only
+// when no further message waits in this actor's mailbox: a burst is written with one flush (one
+// PING round trip, on this detached actor's own thread), so batching follows the load. While
+// nats.c reconnects, its own buffer holds the writes and nothing is flushed.
+void flush_if_idle(connection_actor_type* self) {
+  auto nc = self->state.core->nc;
+  if (self->mailbox().empty() && natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED)
+    natsConnection_FlushTimeout(nc, 100);
+}
+
 // Sends a request whose reply arrives on the shared reply subscription.
 caf::response_promise start_request(connection_actor_type* self, const outgoing& m,
                                     caf::timespan timeout, bool jetstream) {
@@ -218,6 +229,7 @@ caf::response_promise start_request(connection_actor_type* self, const outgoing&
   }
   st.pending.emplace(token, connection_actor_state::pending_request{rp, jetstream});
   self->delayed_send(self, timeout, req_to_atom_v, token);
+  flush_if_idle(self);
   return rp;
 }
 
@@ -289,6 +301,7 @@ caf::behavior running(connection_actor_type* self) {
     [self](pub_atom, const outgoing& m) -> caf::result<caf::unit_t> {
       if (auto s = detail::publish(self->state.core->nc, m); s != NATS_OK)
         return detail::fail<caf::unit_t>(self, publish_error(self, s, m.subject));
+      flush_if_idle(self);
       return caf::unit;
     },
     [self](pub_atom, const std::vector<outgoing>& batch) -> caf::result<uint64_t> {
@@ -298,6 +311,7 @@ caf::behavior running(connection_actor_type* self) {
           return detail::fail<uint64_t>(self, publish_error(self, s, m.subject));
         ++sent;
       }
+      flush_if_idle(self);
       if (self->current_message_id().is_async())
         return caf::delegated<uint64_t>{};  // fire and forget: no count to send back
       return sent;
