@@ -17,6 +17,10 @@ namespace natsvisor {
 
 namespace {
 
+// How often pending requests are checked for their deadline: a request times out at most this
+// much after its deadline, never before.
+constexpr auto request_sweep_interval = std::chrono::milliseconds(10);
+
 int64_t to_ms(caf::timespan t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t).count();
 }
@@ -207,9 +211,17 @@ caf::error publish_error(connection_actor_type* self, natsStatus s, const std::s
 // PING round trip, on this detached actor's own thread), so batching follows the load. While
 // nats.c reconnects, its own buffer holds the writes and nothing is flushed.
 void flush_if_idle(connection_actor_type* self) {
-  auto nc = self->state.core->nc;
-  if (self->mailbox().empty() && natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED)
-    natsConnection_FlushTimeout(nc, 100);
+  auto& st = self->state;
+  if (st.cfg->nats.send_asap || !self->mailbox().empty())
+    return;  // nats.c writes at once anyway, or more work follows and the flush waits for it
+  auto nc = st.core->nc;
+  auto now = std::chrono::steady_clock::now();
+  if (now < st.flush_paused_until || natsConnection_Status(nc) != NATS_CONN_STATUS_CONNECTED)
+    return;
+  // A server that hangs (rather than dies) would stall this actor at every flush: after a
+  // flush without PONG, leave the writes to nats.c's flusher for a while.
+  if (natsConnection_FlushTimeout(nc, 20) == NATS_TIMEOUT)
+    st.flush_paused_until = now + std::chrono::seconds(1);
 }
 
 // Sends a request whose reply arrives on the shared reply subscription.
@@ -227,8 +239,13 @@ caf::response_promise start_request(connection_actor_type* self, const outgoing&
     detail::deliver_error(rp, publish_error(self, s, m.subject));
     return rp;
   }
-  st.pending.emplace(token, connection_actor_state::pending_request{rp, jetstream});
-  self->delayed_send(self, timeout, req_to_atom_v, token);
+  st.pending.emplace(token, connection_actor_state::pending_request{
+                               rp, jetstream, std::chrono::steady_clock::now() + timeout});
+  // One sweep timer for all requests instead of a timer each: CAF's timer thread is costly.
+  if (!st.sweeping) {
+    st.sweeping = true;
+    self->delayed_send(self, request_sweep_interval, req_to_atom_v);
+  }
   flush_if_idle(self);
   return rp;
 }
@@ -316,6 +333,28 @@ caf::behavior running(connection_actor_type* self) {
         return caf::delegated<uint64_t>{};  // fire and forget: no count to send back
       return sent;
     },
+    [self](pub_atom, const packed_batch& batch) -> caf::result<uint64_t> {
+      auto nc = self->state.core->nc;
+      const char* data = batch.data.data();
+      size_t offset = 0;
+      uint64_t sent = 0;
+      for (auto size : batch.sizes) {
+        if (offset + size > batch.data.size())
+          return detail::fail<uint64_t>(
+            self, make_error(errc::nats_error, "packed batch sizes exceed its data",
+                             self->state.url));
+        auto s = natsConnection_Publish(nc, batch.subject.c_str(), data + offset,
+                                        static_cast<int>(size));
+        if (s != NATS_OK)
+          return detail::fail<uint64_t>(self, publish_error(self, s, batch.subject));
+        offset += size;
+        ++sent;
+      }
+      flush_if_idle(self);
+      if (self->current_message_id().is_async())
+        return caf::delegated<uint64_t>{};
+      return sent;
+    },
     [self](req_atom, const outgoing& m, caf::timespan timeout) {
       return start_request(self, m, timeout, false);
     },
@@ -323,13 +362,21 @@ caf::behavior running(connection_actor_type* self) {
       return start_request(self, m, timeout, true);
     },
     [self](nats_message& reply) { finish_request(self, reply, is_no_responders(reply)); },
-    [self](req_to_atom, uint64_t token) {
+    [self](req_to_atom) {
       auto& st = self->state;
-      if (auto it = st.pending.find(token); it != st.pending.end()) {
-        detail::deliver_error(it->second.promise,
-                              make_error(errc::timeout, "no reply in time", st.url));
-        st.pending.erase(it);
+      auto now = std::chrono::steady_clock::now();
+      for (auto it = st.pending.begin(); it != st.pending.end();) {
+        if (it->second.deadline <= now) {
+          detail::deliver_error(it->second.promise,
+                                make_error(errc::timeout, "no reply in time", st.url));
+          it = st.pending.erase(it);
+        } else {
+          ++it;
+        }
       }
+      st.sweeping = !st.pending.empty();
+      if (st.sweeping)
+        self->delayed_send(self, request_sweep_interval, req_to_atom_v);
     },
     [self](sub_atom, uint64_t id, const std::string& subject, const std::string& queue,
            const caf::actor& subscriber) -> caf::result<uint64_t> {

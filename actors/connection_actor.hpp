@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -35,11 +36,15 @@ struct connection_actor_state {
   struct pending_request {
     caf::response_promise promise;
     bool jetstream = false;  ///< the reply is a JetStream acknowledgement
+    std::chrono::steady_clock::time_point deadline;
   };
   std::string inbox;
   natsSubscription* replies = nullptr;
   uint64_t next_token = 0;
   std::unordered_map<uint64_t, pending_request> pending;
+  bool sweeping = false;  ///< a deadline sweep is scheduled
+  /// Adaptive flushing is paused until then, after a flush found no PONG (a hung server).
+  std::chrono::steady_clock::time_point flush_paused_until;
   /// Subscriptions of the message path, by the supervisor's id.
   std::unordered_map<uint64_t, natsSubscription*> subscriptions;
 

@@ -89,6 +89,11 @@ caf::expected<uint64_t> connection_service::publish_batch(std::vector<outgoing> 
   return ask<uint64_t>(outer_deadline(cfg_), pub_atom_v, url, std::move(batch));
 }
 
+caf::expected<uint64_t> connection_service::publish_batch(packed_batch batch,
+                                                          const std::string& url) {
+  return ask<uint64_t>(outer_deadline(cfg_), pub_atom_v, url, std::move(batch));
+}
+
 caf::expected<nats_message> connection_service::request(outgoing msg, caf::timespan timeout,
                                                         const std::string& url) {
   return ask<nats_message>(outer_deadline(cfg_) + timeout, req_atom_v, url, std::move(msg),

@@ -44,6 +44,8 @@ public:
   // The message path (the shared connection of the URL; works across restarts).
   caf::error publish(outgoing msg, const std::string& url = {});
   caf::expected<uint64_t> publish_batch(std::vector<outgoing> batch, const std::string& url = {});
+  /// The cheapest batch form: one subject, payloads packed in one buffer.
+  caf::expected<uint64_t> publish_batch(packed_batch batch, const std::string& url = {});
   caf::expected<nats_message> request(outgoing msg,
                                       caf::timespan timeout = std::chrono::seconds(5),
                                       const std::string& url = {});

@@ -95,6 +95,15 @@ auto request_publish_batch(Self* self, const caf::actor& svc, std::vector<outgoi
   return self->request(svc, deadline, pub_atom_v, std::move(url), std::move(batch));
 }
 
+/// The cheapest batch: many payloads for one subject packed in one buffer (packed_batch::add);
+/// answered with the number published.
+template <class Self>
+auto request_publish_batch(Self* self, const caf::actor& svc, packed_batch batch,
+                           std::string url = {},
+                           caf::timespan deadline = default_request_deadline) {
+  return self->request(svc, deadline, pub_atom_v, std::move(url), std::move(batch));
+}
+
 /// Fire and forget: no reply, so no round trip at all; failures are only logged.
 template <class Self>
 void publish(Self* self, const caf::actor& svc, outgoing msg, std::string url = {}) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -36,18 +37,23 @@ struct jetstream_core {
   jsCtx* const js;
 };
 
-/// Runs `on_release` (which only sends a message to the supervisor) when the last copy of a
-/// scope or lease is gone: on any thread, however the scope ended (return, exception, a reply
-/// dropped because its requester died). Sending to a stopped service does nothing.
+/// Runs `on_release` (which only sends a message to the supervisor) once: at the first explicit
+/// release of any copy, or when the last copy of the scope or lease is gone: on any thread,
+/// however the scope ended (return, exception, a reply dropped because its requester died).
+/// Sending to a stopped service does nothing.
 struct release_guard {
   explicit release_guard(std::function<void()> f) : on_release(std::move(f)) {}
   ~release_guard() {
-    if (on_release)
-      on_release();
+    fire();
   }
   release_guard(const release_guard&) = delete;
   release_guard& operator=(const release_guard&) = delete;
+  void fire() noexcept {
+    if (!fired.exchange(true) && on_release)
+      on_release();
+  }
   std::function<void()> on_release;
+  std::atomic<bool> fired{false};
 };
 
 } // namespace detail
@@ -127,8 +133,10 @@ public:
   const Handle& handle() const noexcept { return handle_; }
   auto get() const noexcept { return handle_.get(); }
   explicit operator bool() const noexcept { return static_cast<bool>(handle_); }
-  /// Ends this copy's part in the scope early.
+  /// Ends the scope now, for every copy (a copy may still sit in a message being handled).
   void release() noexcept {
+    if (guard_)
+      guard_->fire();
     guard_.reset();
     handle_ = Handle{};
   }
@@ -146,9 +154,9 @@ private:
 using connection_scope = basic_scope<connection_handle>;
 using jetstream_scope = basic_scope<jetstream_handle>;
 
-/// An exclusive loan of one pooled connection. Destroying the last copy (or `release()`)
-/// returns it to the pool, from any thread; returning twice, or after the service stopped, is
-/// harmless. Copies share one loan: keep one owner.
+/// An exclusive loan of one pooled connection. `release()` on any copy, or destroying the last
+/// copy, returns it to the pool, from any thread; returning twice, or after the service
+/// stopped, is harmless. Copies share one loan: keep one owner.
 class lease {
 public:
   lease() = default;
@@ -160,8 +168,11 @@ public:
   explicit operator bool() const noexcept { return static_cast<bool>(handle_); }
   /// Identifies the loan in logs and leak reports.
   uint64_t id() const noexcept { return id_; }
-  /// Returns the connection to the pool now.
+  /// Returns the connection to the pool now, for every copy (a copy may still sit in the
+  /// message that delivered the lease): do not use the connection of any copy afterwards.
   void release() noexcept {
+    if (guard_)
+      guard_->fire();
     guard_.reset();
     handle_ = connection_handle{};
   }

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -114,6 +115,25 @@ struct outgoing {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, outgoing& x) {
   return f(caf::meta::type_name("outgoing"), x.subject, x.payload, x.headers);
+}
+
+/// The cheapest batch form: many payloads for one subject, back to back in one buffer, so a
+/// batch costs two allocations however many messages it holds, and its subject is checked once.
+struct packed_batch {
+  std::string subject;
+  std::string data;             ///< the payloads, back to back
+  std::vector<uint32_t> sizes;  ///< one per message
+
+  void add(std::string_view payload) {
+    data.append(payload.data(), payload.size());
+    sizes.push_back(static_cast<uint32_t>(payload.size()));
+  }
+  size_t size() const noexcept { return sizes.size(); }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, packed_batch& x) {
+  return f(caf::meta::type_name("packed_batch"), x.subject, x.data, x.sizes);
 }
 
 /// A message received through the message path: what a subscriber actor gets in its mailbox,

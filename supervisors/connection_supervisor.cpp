@@ -599,6 +599,11 @@ caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const
           return refused(self, std::move(err));
       return forward(self, url, pub_atom_v, std::move(batch));
     },
+    [self](pub_atom, const std::string& url, packed_batch& batch) {
+      if (auto err = check_subject(self, url, batch.subject, false))
+        return refused(self, std::move(err));
+      return forward(self, url, pub_atom_v, std::move(batch));
+    },
     [self](req_atom, const std::string& url, outgoing& m, caf::timespan timeout) {
       if (auto err = check_subject(self, url, m.subject, false))
         return refused(self, std::move(err));

@@ -130,6 +130,23 @@ TEST_CASE("a batch is published with one round trip", "[message]") {
   }
   CHECK(received == 500);
   CHECK(in_order);
+  // The packed form: one subject, payloads back to back.
+  packed_batch packed;
+  packed.subject = "batch.x";
+  for (int i = 0; i < 300; ++i)
+    packed.add("p" + std::to_string(i));
+  auto m = f.svc->publish_batch(packed);
+  REQUIRE(m);
+  CHECK(*m == 300);
+  for (int i = 0; i < 300; ++i) {
+    auto got = next_message(sub);
+    REQUIRE(got);
+    CHECK(got->payload == "p" + std::to_string(i));
+  }
+  packed.subject = "bad subject";
+  auto bad = f.svc->publish_batch(packed);
+  REQUIRE_FALSE(bad);
+  CHECK(code_of(bad.error()) == errc::invalid_subject);
 }
 
 TEST_CASE("request and reply through the message path", "[message]") {

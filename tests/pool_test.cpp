@@ -114,11 +114,18 @@ TEST_CASE("a lease returned from another thread, or twice, is harmless", "[pool]
   auto l = f.svc->lease();
   REQUIRE(l);
   auto copy = *l;
-  std::thread other{[moved = std::move(*l)]() mutable { moved.release(); }};
-  other.join();
-  CHECK(pool_of(f, server.url()).active == 1);  // the copy still holds the loan
-  copy.release();
-  copy.release();
+  SECTION("dropping every copy returns it") {
+    std::thread other{[moved = std::move(*l)]() mutable { (void) moved; }};
+    other.join();
+    CHECK(pool_of(f, server.url()).active == 1);  // the copy still holds the loan
+    copy = lease{};
+  }
+  SECTION("release on any copy returns it for all, once") {
+    std::thread other{[moved = std::move(*l)]() mutable { moved.release(); }};
+    other.join();
+    copy.release();
+    copy.release();
+  }
   REQUIRE(eventually([&] { return pool_of(f, server.url()).active == 0; }));
   CHECK(pool_of(f, server.url()).idle == 1);
   auto next = f.svc->lease();
