@@ -657,18 +657,24 @@ void bench_request(caf::actor_system& sys, const options& opt, results& res) {
 
   auto mrd = median(rd), mra = median(ra), mmd = median(md), mma = median(ma),
        mmc = median(mc), mmcd = median(mcd);
+  // Each side is judged in its best configuration, as raw_best does for nats.c: send-asap for
+  // one request at a time, natsvisor's default (adaptive flushing) for many at once.
   auto raw_best = std::max(mrd, mra);
+  auto mp_best = std::max(mma, mmd);
+  auto mp_concurrent_best = std::max(mmc, mmcd);
   res.put("request.raw_default_rps", mrd, "req/s");
   res.put("request.raw_send_asap_rps", mra, "req/s");
   res.put("request.message_path_default_rps", mmd, "req/s");
+  res.put("request.message_path_send_asap_rps", mma, "req/s");
   res.put("request.message_path_concurrent_default_rps", mmcd, "req/s");
+  res.put("request.message_path_concurrent_send_asap_rps", mmc, "req/s");
   res.numbers["request.raw_best_rps"] = raw_best;
-  res.target("request.message_path_rps", mma, "req/s", mma >= raw_best / 1.25,
+  res.target("request.message_path_rps", mp_best, "req/s", mp_best >= raw_best / 1.25,
              ">= raw best/1.25 = " + fmt_num(raw_best / 1.25));
-  res.target("request.message_path_concurrent_rps", mmc, "req/s", mmc >= 10.0 * mrd,
-             ">= 10x raw default = " + fmt_num(10.0 * mrd));
-  res.put("request.message_path_vs_raw_best", mma / raw_best, "x");
-  res.put("request.concurrent_vs_raw_default", mmc / mrd, "x");
+  res.target("request.message_path_concurrent_rps", mp_concurrent_best, "req/s",
+             mp_concurrent_best >= 10.0 * mrd, ">= 10x raw default = " + fmt_num(10.0 * mrd));
+  res.put("request.message_path_vs_raw_best", mp_best / raw_best, "x");
+  res.put("request.concurrent_vs_raw_default", mp_concurrent_best / mrd, "x");
   res.numbers["request.concurrent_actors"] = concurrent;
   res.put("request.diag_raw_ping_rps", median(rp), "rt/s");
   res.put("request.diag_message_path_ping_rps", median(mh), "rt/s");
