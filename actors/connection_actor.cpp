@@ -153,6 +153,15 @@ health_result check_health(connection_actor_type* self) {
   return result;
 }
 
+// Answers every request still waiting for its reply; a promise dropped silently would leave
+// its requester waiting until its own deadline.
+void fail_pending(connection_actor_type* self, const caf::error& err) {
+  auto& st = self->state;
+  for (auto& [token, p] : st.pending)
+    detail::deliver_error(p.promise, err);
+  st.pending.clear();
+}
+
 // Common to both states: the callbacks that do not depend on having been connected.
 void on_closed(connection_actor_type* self, errc code, const std::string& what) {
   auto& st = self->state;
@@ -165,9 +174,7 @@ void on_closed(connection_actor_type* self, errc code, const std::string& what) 
   else if (!st.last_async_error.empty())
     detail += ": " + st.last_async_error;
   auto err = make_error(code, std::move(detail), st.url);
-  for (auto& [token, p] : st.pending)
-    detail::deliver_error(p.promise, err);
-  st.pending.clear();
+  fail_pending(self, err);
   self->quit(std::move(err));
 }
 
@@ -391,7 +398,9 @@ caf::behavior running(connection_actor_type* self) {
                                                         "subscribe to " + subject));
       st.subscriptions.emplace(id, sub);
       // Once the server has seen the SUB, a message published after this reply reaches it.
-      natsConnection_FlushTimeout(st.core->nc, std::max<int64_t>(1, to_ms(st.cfg->health_timeout)));
+      // While nats.c reconnects it sends the SUB itself on reconnect: no flush to wait for.
+      if (natsConnection_Status(st.core->nc) == NATS_CONN_STATUS_CONNECTED)
+        natsConnection_FlushTimeout(st.core->nc, std::max<int64_t>(1, to_ms(st.cfg->health_timeout)));
       return id;
     },
     [self](unsub_atom, uint64_t id) {
@@ -418,6 +427,11 @@ caf::behavior connection_actor(connection_actor_type* self, std::string key,
   st.cfg = std::move(cfg);
   // A stray message (e.g. a late reply) must never take a connection down.
   detail::tolerate_strays(self, "connection actor for " + st.url);
+  // Stopped on request (close, shutdown): requests in flight learn why before the actor goes.
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    fail_pending(self, make_error(errc::connection_closed, "closed on request", self->state.url));
+    self->quit(msg.reason);
+  });
   // Without its supervisor nobody could use this connection.
   self->monitor(st.supervisor);
   self->set_down_handler([self](caf::down_msg&) { self->quit(); });

@@ -26,6 +26,11 @@ void connection_service::stop() {
   supervisor_ = nullptr;
 }
 
+bool connection_service::supervisor_alive() const {
+  auto ptr = caf::actor_cast<caf::abstract_actor*>(supervisor_);
+  return ptr != nullptr && !ptr->getf(caf::abstract_actor::is_terminated_flag);
+}
+
 template <class T, class... Ts>
 caf::expected<T> connection_service::ask(caf::timespan deadline, Ts&&... xs) {
   if (!supervisor_)
@@ -38,7 +43,11 @@ caf::expected<T> connection_service::ask(caf::timespan deadline, Ts&&... xs) {
     if (err == caf::sec::request_timeout)
       result = make_error(errc::timeout, "the connection service did not answer");
     else if (err == caf::sec::request_receiver_down)
-      result = make_error(errc::service_stopped, "the connection service is gone");
+      // A message-path request is served by a connection actor; it can go while the service
+      // stays (the connection was closed or replaced in the meantime).
+      result = supervisor_alive()
+                 ? make_error(errc::connection_closed, "the connection serving it went away")
+                 : make_error(errc::service_stopped, "the connection service is gone");
     else
       result = std::move(err);
   };

@@ -99,6 +99,8 @@ private:
   template <class T, class... Ts>
   caf::expected<T> ask(caf::timespan deadline, Ts&&... xs);
 
+  bool supervisor_alive() const;
+
   caf::actor_system& sys_;
   settings cfg_;
   caf::actor supervisor_;

@@ -77,7 +77,7 @@ template <class Self>
 auto request_lease(Self* self, const caf::actor& svc, std::string url = {},
                    caf::timespan wait = caf::timespan{0},
                    caf::timespan deadline = default_request_deadline) {
-  return self->request(svc, deadline, lease_atom_v, std::move(url), wait);
+  return self->request(svc, deadline + wait, lease_atom_v, std::move(url), wait);
 }
 
 /// Publishes through the message path; answered (empty) once nats.c took the message.
@@ -115,7 +115,8 @@ void publish(Self* self, const caf::actor& svc, outgoing msg, std::string url = 
 template <class Self>
 auto request_reply(Self* self, const caf::actor& svc, outgoing msg,
                    caf::timespan timeout = std::chrono::seconds(5), std::string url = {}) {
-  return self->request(svc, timeout + std::chrono::seconds(5), req_atom_v, std::move(url),
+  // A request may first wait for a restarting connection (request_timeout), then for its reply.
+  return self->request(svc, timeout + default_request_deadline, req_atom_v, std::move(url),
                        std::move(msg), timeout);
 }
 
@@ -124,7 +125,7 @@ auto request_reply(Self* self, const caf::actor& svc, outgoing msg,
 template <class Self>
 auto request_js_publish(Self* self, const caf::actor& svc, outgoing msg,
                         caf::timespan timeout = std::chrono::seconds(5), std::string url = {}) {
-  return self->request(svc, timeout + std::chrono::seconds(5), js_pub_atom_v, std::move(url),
+  return self->request(svc, timeout + default_request_deadline, js_pub_atom_v, std::move(url),
                        std::move(msg), timeout);
 }
 

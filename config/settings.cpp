@@ -141,8 +141,9 @@ setter duration_key(Field field, bool allow_zero) {
     if (!d)
       return "expected a duration (e.g. 250ms, 2s or a number of seconds), got "
              + describe_value(v);
-    if (d->count() < 0 || (!allow_zero && d->count() == 0))
-      return std::string{"must be "} + (allow_zero ? "zero or positive" : "positive")
+    // nats.c counts in milliseconds: a positive value below 1 ms would silently become zero.
+    if (d->count() < 0 || (!allow_zero && *d < std::chrono::milliseconds(1)))
+      return std::string{"must be "} + (allow_zero ? "zero or positive" : "at least 1ms")
              + ", got " + describe_value(v);
     field(s) = *d;
     return {};
@@ -348,6 +349,8 @@ caf::expected<settings> parse_settings(const caf::settings& group, const env_loo
     return config_error("backoff_cap", "must not be below reconnect_delay");
   if (!result.token.empty() && !result.user.empty())
     return config_error("token", "use either a token or a user, not both");
+  if (!result.password.empty() && result.user.empty())
+    return config_error("password", "a password needs a user");
   return result;
 }
 

@@ -97,11 +97,27 @@ std::string check_server(const std::string& server) {
 } // namespace
 
 std::string redact(const std::string& url) {
-  std::string out;
-  for (auto& part : split(url, ',')) {
-    if (!out.empty())
-      out += ',';
-    out += redact_one(part);
+  // Credentials are found between each "://" and the last '@' before the next "://", not by
+  // splitting on ',' first: a ',' inside a password must not expose the rest of it.
+  std::vector<size_t> starts;
+  for (auto pos = url.find("://"); pos != std::string::npos; pos = url.find("://", pos + 3))
+    starts.push_back(pos + 3);
+  if (starts.empty())
+    return redact_one(url);
+  std::string out = url.substr(0, starts.front());
+  for (size_t i = 0; i < starts.size(); ++i) {
+    auto begin = starts[i];
+    auto end = i + 1 < starts.size() ? starts[i + 1] - 3 : url.size();
+    auto segment = url.substr(begin, end - begin);
+    // The segment ends with the next server's scheme ("...,nats"): keep that out of reach.
+    auto scheme_start = i + 1 < starts.size() ? segment.rfind(',') : std::string::npos;
+    auto head = scheme_start == std::string::npos ? segment : segment.substr(0, scheme_start);
+    auto tail = scheme_start == std::string::npos ? std::string{} : segment.substr(scheme_start);
+    if (auto at = head.rfind('@'); at != std::string::npos)
+      head = "***" + head.substr(at);
+    out += head + tail;
+    if (i + 1 < starts.size())
+      out += "://";
   }
   return out;
 }

@@ -175,13 +175,15 @@ caf::response_promise serve(supervisor_type* self, request_kind kind, const std:
   }
   auto& e = **entry;
   auto& s = e.shared;
+  if (e.closing || s.closing) {
+    refuse(e, kind, rp, make_error(errc::connection_closed, "closing on request", e.url));
+    return rp;
+  }
   ensure_shared(self, e);
   if (is_up(s)) {
     answer(self, e, kind, rp, forward);
   } else if (s.state == connection_state::gave_up) {
     refuse(e, kind, rp, gave_up_error(e, s));
-  } else if (s.closing) {
-    refuse(e, kind, rp, make_error(errc::connection_closed, "closing on request", e.url));
   } else {
     auto id = ++self->state.next_id;
     e.parked.push_back(parked_request{id, kind, rp, std::move(forward)});
@@ -191,6 +193,16 @@ caf::response_promise serve(supervisor_type* self, request_kind kind, const std:
 }
 
 // --- the lease pool -------------------------------------------------------------------------
+
+// Every pooled connection the pool may have exists and was given up on: nothing will serve a
+// lease until reset(url).
+bool all_pool_gave_up(supervisor_type* self, const url_entry& e) {
+  if (e.pool.size() < static_cast<size_t>(self->state.cfg->connection_pool_size))
+    return false;
+  return std::all_of(e.pool.begin(), e.pool.end(), [](const connection_slot& s) {
+    return s.state == connection_state::gave_up;
+  });
+}
 
 connection_slot* idle_slot(url_entry& e) {
   // Known state only: a slot whose actor failed is not handed out until it is connected again.
@@ -216,6 +228,8 @@ void grant(supervisor_type* self, url_entry& e, connection_slot& s, lease_waiter
 
 // Starts pooled connections for waiters that no starting slot will serve, up to the pool size.
 void grow_pool(supervisor_type* self, url_entry& e) {
+  if (e.closing)
+    return;
   size_t starting = 0;
   for (auto& s : e.pool)
     if (s.lease == 0
@@ -260,6 +274,17 @@ caf::response_promise serve_lease(supervisor_type* self, const std::string& url,
     return rp;
   }
   auto& e = **entry;
+  if (e.closing) {
+    detail::deliver_error(rp, make_error(errc::connection_closed, "closing on request", e.url));
+    return rp;
+  }
+  if (all_pool_gave_up(self, e)) {
+    detail::deliver_error(rp, make_error(errc::gave_up,
+                                         "every pooled connection was given up on; last error: "
+                                           + e.pool.back().last_error,
+                                         e.url));
+    return rp;
+  }
   lease_waiter w;
   w.id = ++self->state.next_id;
   w.promise = rp;
@@ -279,12 +304,22 @@ caf::response_promise serve_lease(supervisor_type* self, const std::string& url,
 
 // --- failures and restarts ------------------------------------------------------------------
 
+void shut_down(supervisor_type* self, const caf::error& reason);
+
+void fail_waiters(url_entry& e, const caf::error& err) {
+  auto waiters = std::move(e.waiters);
+  e.waiters.clear();
+  for (auto& w : waiters)
+    detail::deliver_error(w.promise, err);
+}
+
 void finish_close(url_entry& e) {
   bool running = e.shared.child != nullptr;
   for (auto& s : e.pool)
     running = running || s.child != nullptr;
   if (running)
     return;
+  e.closing = false;
   auto callbacks = std::move(e.on_closed);
   e.on_closed.clear();
   for (auto& f : callbacks)
@@ -293,6 +328,8 @@ void finish_close(url_entry& e) {
 
 // Closes every connection of the URL; `done` runs once all of them have stopped.
 void close_entry(supervisor_type* self, url_entry& e, std::function<void()> done) {
+  e.closing = true;
+  fail_waiters(e, make_error(errc::connection_closed, "closed on request", e.url));
   auto close = [&](connection_slot& s) {
     if (s.child) {
       s.closing = true;
@@ -360,17 +397,17 @@ void on_child_down(supervisor_type* self, url_entry& e, connection_slot& s,
   auto err = gave_up_error(e, s);
   if (s.index == 0)
     fail_parked(e, err);
+  if (s.index > 0 && all_pool_gave_up(self, e))
+    fail_waiters(e, err);
   if (st.cfg->escalate_on_give_up)
-    self->quit(err);
+    shut_down(self, err);  // answers everything still waiting, then exits with the error
 }
 
 void shut_down(supervisor_type* self, const caf::error& reason) {
   for (auto& [key, e] : self->state.urls) {
     auto err = make_error(errc::service_stopped, "the connection service stopped", e.url);
     fail_parked(e, err);
-    for (auto& w : e.waiters)
-      detail::deliver_error(w.promise, err);
-    e.waiters.clear();
+    fail_waiters(e, err);
     auto callbacks = std::move(e.on_closed);
     e.on_closed.clear();
     for (auto& f : callbacks)
@@ -618,6 +655,10 @@ caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const
            const std::string& queue, const caf::actor& subscriber) {
       if (auto err = check_subject(self, url, subject, true))
         return refused(self, std::move(err));
+      if (!queue.empty() && !valid_subject(queue, false))  // a queue name is one plain token
+        return refused(self, make_error(errc::invalid_subject,
+                                        "invalid queue group '" + queue + "'",
+                                        redact(url.empty() ? self->state.cfg->nats_url : url)));
       if (!subscriber)
         return refused(self, make_error(errc::nats_error, "no subscriber actor", redact(url)));
       auto entry = entry_for(self, url);
@@ -629,10 +670,18 @@ caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const
       self->monitor(subscriber);
       ensure_shared(self, e);
       auto rp = self->make_response_promise();
-      if (is_up(e.shared))
-        rp.delegate(e.shared.child, sub_atom_v, id, subject, queue, subscriber);
-      else
+      if (!is_up(e.shared)) {
         rp.deliver(id);  // kept: subscribed as soon as the connection is up
+        return rp;
+      }
+      self->request(e.shared.child, caf::infinite, sub_atom_v, id, subject, queue, subscriber)
+        .then([rp](uint64_t sid) mutable { rp.deliver(sid); },
+              [self, rp, key = e.key, id](caf::error& err) mutable {
+                // Refused: keep no record, or every restart would subscribe it again.
+                if (auto* found = find_entry(self, key))
+                  found->subscriptions.erase(id);
+                detail::deliver_error(rp, std::move(err));
+              });
       return rp;
     },
     [self](unsub_atom, const std::string& url, uint64_t id) {
@@ -725,6 +774,12 @@ caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const
       auto [e, s] = slot_of_sender(self, generation);
       if (!e || !is_up(*s))
         return;
+      // Only time really connected counts toward stable_period: a connection that spends its
+      // life in nats.c's reconnect loop must not end its failure episode.
+      if (state == connection_state::reconnecting)
+        s->history.up_since.reset();
+      else if (state == connection_state::connected && !s->history.up_since)
+        s->history.record_up(caf::make_timestamp());
       notify(self, *e, *s, state, std::move(detail));
       if (s->index > 0 && state == connection_state::connected)
         dispatch(self, *e);

@@ -78,6 +78,7 @@ struct url_entry {
   std::string url;  ///< redacted
   connection_slot shared;
   std::vector<connection_slot> pool;  ///< pool[i] has index i + 1
+  bool closing = false;  ///< close_connection in progress: nothing new starts
   std::vector<parked_request> parked;
   std::deque<lease_waiter> waiters;  ///< FIFO
   std::map<uint64_t, subscription_record> subscriptions;

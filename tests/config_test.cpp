@@ -88,6 +88,9 @@ TEST_CASE("invalid values are rejected with a message naming the key", "[config]
                    "connection_timeout");
   require_rejected(group({{"reconnect_delay", caf::config_value{std::string{"soon"}}}}),
                    "reconnect_delay");
+  require_rejected(group({{"nats_reconnect_wait", caf::config_value{std::string{"500us"}}}}),
+                   "nats_reconnect_wait");
+  require_rejected(group({{"password", caf::config_value{std::string{"pw"}}}}), "password");
   require_rejected(group({{"max_reconnect_attempts", caf::config_value{int64_t{-1}}}}),
                    "max_reconnect_attempts");
   require_rejected(group({{"backoff_jitter", caf::config_value{1.5}}}), "backoff_jitter");

@@ -12,6 +12,13 @@ TEST_CASE("credentials are redacted from URLs and server lists", "[bad-input]") 
   CHECK(redact("nats://a:p@ss@host:1") == "nats://***@host:1");
   CHECK(redact("nats://u:p@a:1,nats://b:2,tls://t@c:3") == "nats://***@a:1,nats://b:2,tls://***@c:3");
   CHECK(redact("garbage:pw@x") == "***@x");
+  // A ',' inside a password does not expose the rest of it.
+  CHECK(redact("nats://alice:pa,ss@host:1") == "nats://***@host:1");
+  CHECK(redact("nats://u:p,q@h1:1,nats://h2:2") == "nats://***@h1:1,nats://h2:2");
+  auto r = parse_servers("nats://alice:pa,ss@host:1");
+  REQUIRE_FALSE(r);
+  CHECK_THAT(describe(r.error()), !Catch::Contains("pa,"));
+  CHECK_THAT(describe(r.error()), !Catch::Contains("alice"));
 }
 
 TEST_CASE("URLs and server lists are validated", "[bad-input]") {

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <future>
 #include <mutex>
 #include <set>
 
@@ -349,4 +350,34 @@ TEST_CASE("a pull consumer delivers batches and re-ensures its durable consumer 
   CHECK(eventually([&] { return count() == 30; }, 15s));
   caf::anon_send_exit(consumer, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(target, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("closing a connection answers requests in flight with connection_closed",
+          "[message][bad-input]") {
+  nats_server server;
+  service_fixture f{fast_settings(server.url())};
+  caf::scoped_actor silent{f.sys};
+  REQUIRE(f.svc->subscribe("svc.silent", silent));
+  auto pending = std::async(std::launch::async,
+                            [&] { return f.svc->request(msg("svc.silent", "x"), 10s); });
+  // The request is out once the silent subscriber got it.
+  REQUIRE(next_message(silent));
+  auto start = std::chrono::steady_clock::now();
+  REQUIRE_FALSE(f.svc->close_connection());
+  auto r = pending.get();
+  REQUIRE_FALSE(r);
+  CHECK(code_of(r.error()) == errc::connection_closed);
+  CHECK(std::chrono::steady_clock::now() - start < 5s);
+}
+
+TEST_CASE("an invalid queue group is refused and leaves no subscription",
+          "[message][subscribe][bad-input]") {
+  nats_server server;
+  service_fixture f{fast_settings(server.url())};
+  caf::scoped_actor sub{f.sys};
+  auto r = f.svc->subscribe("q.x", sub, "bad queue");
+  REQUIRE_FALSE(r);
+  CHECK(code_of(r.error()) == errc::invalid_subject);
+  REQUIRE(f.svc->get_connection());
+  CHECK(f.status_of(server.url())->subscriptions == 0);
 }

@@ -216,3 +216,41 @@ TEST_CASE("connections at the server never exceed the pool size, before and afte
   CHECK(server.connection_count() <= 3);
   CHECK(server.connection_count() >= 1);
 }
+
+TEST_CASE("a lease requested while the URL closes is refused and the close completes",
+          "[pool][lease]") {
+  nats_server server;
+  service_fixture f{pool_settings(server.url(), 1)};
+  auto held = f.svc->lease();
+  REQUIRE(held);
+  auto svc = f.svc->actor();
+  std::atomic<int> code{-1};
+  f.sys.spawn([&, svc](caf::event_based_actor* self) {
+    request_lease(self, svc).then([&](lease) { code = 0; },
+                                  [&](caf::error& err) { code = static_cast<int>(code_of(err)); });
+  });
+  REQUIRE(eventually([&] { return pool_of(f, server.url()).waiting == 1; }));
+  REQUIRE_FALSE(f.svc->close_connection());
+  CHECK(eventually([&] { return code.load() == static_cast<int>(errc::connection_closed); }));
+  CHECK(held->handle().closed());
+  CHECK(eventually([&] { return server.connection_count() == 0; }));
+}
+
+TEST_CASE("when every pooled connection was given up on leases fail with gave_up at once",
+          "[pool][lease][faults]") {
+  nats_server server;
+  auto s = pool_settings(server.url(), 1);
+  s.policy.max_attempts = 1;
+  service_fixture f{s};
+  REQUIRE(f.svc->lease());
+  server.kill();
+  REQUIRE(f.await_state(connection_state::gave_up, 15s));
+  auto start = std::chrono::steady_clock::now();
+  auto l = f.svc->lease({}, 3s);
+  REQUIRE_FALSE(l);
+  CHECK(code_of(l.error()) == errc::gave_up);
+  CHECK(std::chrono::steady_clock::now() - start < 1s);
+  server.start();
+  REQUIRE_FALSE(f.svc->reset());
+  CHECK(f.svc->lease({}, 5s));
+}
