@@ -1,8 +1,5 @@
 #include "messages/handles.hpp"
 
-#include "caf/send.hpp"
-#include "messages/messages.hpp"
-
 namespace natsvisor {
 namespace detail {
 

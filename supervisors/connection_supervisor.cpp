@@ -78,8 +78,7 @@ void ensure_shared(supervisor_type* self, url_entry& e) {
     start_child(self, e, s);
 }
 
-std::shared_ptr<detail::release_guard> guard(supervisor_type* self, std::function<void()> f) {
-  (void) self;
+std::shared_ptr<detail::release_guard> guard(std::function<void()> f) {
   return std::make_shared<detail::release_guard>(std::move(f));
 }
 
@@ -90,7 +89,7 @@ void answer(supervisor_type* self, url_entry& e, request_kind kind, caf::respons
   auto scope_guard = [&] {
     ++e.active_scopes;
     auto sup = caf::actor_cast<caf::actor>(self);
-    return guard(self, [sup, key = e.key] { caf::anon_send(sup, scope_end_atom_v, key); });
+    return guard([sup, key = e.key] { caf::anon_send(sup, scope_end_atom_v, key); });
   };
   switch (kind) {
     case request_kind::connection:
@@ -221,7 +220,7 @@ void grant(supervisor_type* self, url_entry& e, connection_slot& s, lease_waiter
   auto release = [sup, key = e.key, index = s.index, id] {
     caf::anon_send(sup, lease_end_atom_v, key, index, id);
   };
-  w.promise.deliver(lease{s.conn, id, guard(self, release)});
+  w.promise.deliver(lease{s.conn, id, guard(release)});
   self->delayed_send(self, self->state.cfg->leak_threshold, leak_check_atom_v, e.key, s.index,
                      id);
 }
