@@ -16,11 +16,9 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstdarg>
 #include <cstdio>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 
@@ -31,7 +29,7 @@
 #include "api/connection_service.hpp"
 #include "api/requests.hpp"
 #include "config/url.hpp"
-#include "local_server.hpp"
+#include "example_support.hpp"
 
 namespace {
 
@@ -43,25 +41,9 @@ using stop_atom = caf::atom_constant<caf::atom("stop")>;
 constexpr const char* stream_name = "CHAOS";
 constexpr const char* stream_subjects = "chaos.>";
 
-const clock_type::time_point t0 = clock_type::now();
-
-void say(const char* who, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
-void say(const char* who, const char* fmt, ...) {
-  static std::mutex mtx;
-  char text[1024];
-  va_list args;
-  va_start(args, fmt);
-  std::vsnprintf(text, sizeof(text), fmt, args);
-  va_end(args);
-  double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
-  std::lock_guard<std::mutex> guard{mtx};
-  std::printf("[%6.3fs] %-9s %s\n", secs, who, text);
-  std::fflush(stdout);
-}
-
-long long ms(caf::timespan t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t).count();
-}
+// One line at a time from any thread, with the time since start; `who` 9 wide ("publisher").
+const natsvisor_examples::line_printer say{9};
+using natsvisor_examples::ms;
 
 // -- the watcher ------------------------------------------------------------------------------
 
@@ -185,19 +167,10 @@ uint64_t wait_connected(natsvisor::connection_service& svc, uint64_t generation,
 
 bool ensure_stream(natsvisor::connection_service& svc) {
   auto err = svc.with_jetstream([](const natsvisor::jetstream_handle& js) {
-    jsStreamConfig cfg;
-    jsStreamConfig_Init(&cfg);
-    cfg.Name = stream_name;
-    const char* subjects[] = {stream_subjects};
-    cfg.Subjects = subjects;
-    cfg.SubjectsLen = 1;
-    cfg.Storage = js_FileStorage;
-    jsStreamInfo* si = nullptr;
-    jsErrCode jerr = static_cast<jsErrCode>(0);
-    natsStatus s = js_AddStream(&si, js.get(), &cfg, nullptr, &jerr);
-    jsStreamInfo_Destroy(si);
-    if (s != NATS_OK)
-      throw std::runtime_error(std::string{"js_AddStream: "} + natsStatus_GetText(s));
+    // The store is new, so the stream must be too: anything but OK is a failure.
+    auto r = natsvisor_examples::ensure_stream(js.get(), stream_name, stream_subjects);
+    if (!r.ready())
+      throw std::runtime_error(std::string{"js_AddStream: "} + natsStatus_GetText(r.status));
   });
   if (err)
     say("chaos", "no JetStream: %s", natsvisor::describe(err).c_str());

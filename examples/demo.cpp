@@ -18,12 +18,10 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
-#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -46,7 +44,7 @@
 #include "api/connection_service.hpp"
 #include "api/requests.hpp"
 #include "config/url.hpp"
-#include "local_server.hpp"
+#include "example_support.hpp"
 
 namespace {
 
@@ -55,33 +53,18 @@ using clock_type = std::chrono::steady_clock;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using report_atom = caf::atom_constant<caf::atom("report")>;
 
-const clock_type::time_point t0 = clock_type::now();
 std::atomic<bool> interrupted{false};
 
 using natsvisor_examples::endpoint;
 using natsvisor_examples::listens;
+using natsvisor_examples::ms;
 using natsvisor_examples::owned_server;
 using natsvisor_examples::parse_endpoint;
 
 // -- output ----------------------------------------------------------------------------------
 
 // One line at a time from any thread (actors print too), with the time since start.
-void say(const char* who, const char* fmt, ...) {
-  static std::mutex mtx;
-  char text[1024];
-  va_list args;
-  va_start(args, fmt);
-  std::vsnprintf(text, sizeof(text), fmt, args);
-  va_end(args);
-  double secs = std::chrono::duration<double>(clock_type::now() - t0).count();
-  std::lock_guard<std::mutex> guard{mtx};
-  std::printf("[%6.3fs] %-8s %s\n", secs, who, text);
-  std::fflush(stdout);
-}
-
-long long ms(caf::timespan t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t).count();
-}
+const natsvisor_examples::line_printer say{8};
 
 // Sleeps `d`, waking early (and returning false) on Ctrl-C.
 bool nap(caf::timespan d) {

@@ -20,6 +20,7 @@
 #include "config/url.hpp"
 #include "api/connection_service.hpp"
 #include "api/requests.hpp"
+#include "example_support.hpp"
 
 namespace {
 
@@ -48,26 +49,16 @@ caf::behavior js_worker(caf::event_based_actor* self, natsvisor::jetstream_handl
     [self, js](run_atom, int count) -> caf::result<uint64_t> {
       self->quit();  // one job only; the answer below is still delivered
       // 1. Ensure the stream. "Already exists" is fine: another run made it.
-      jsStreamConfig cfg;
-      jsStreamConfig_Init(&cfg);
-      cfg.Name = stream_name;
-      const char* subjects[] = {stream_subject};
-      cfg.Subjects = subjects;
-      cfg.SubjectsLen = 1;
-      cfg.Storage = js_FileStorage;
-      jsStreamInfo* si = nullptr;
-      jsErrCode jerr = static_cast<jsErrCode>(0);
-      natsStatus s = js_AddStream(&si, js.get(), &cfg, nullptr, &jerr);
-      if (s == NATS_OK) {
+      auto r = natsvisor_examples::ensure_stream(js.get(), stream_name, stream_subject);
+      if (r.ready()) {
         // The server answers OK both for a new stream and for one that exists with this config.
         std::printf("stream %s ready (subjects %s)\n", stream_name, stream_subject);
-      } else if (jerr == JSStreamNameExistErr) {
+      } else if (r.exists()) {
         std::printf("stream %s already exists (with a different config): using it as is\n",
                     stream_name);
       } else {
-        return js_error(s, jerr, "js_AddStream", js);
+        return js_error(r.status, r.jerr, "js_AddStream", js);
       }
-      jsStreamInfo_Destroy(si);
 
       // 2. Publish; each call waits for the stream's acknowledgement.
       uint64_t last = 0;
@@ -75,8 +66,8 @@ caf::behavior js_worker(caf::event_based_actor* self, natsvisor::jetstream_handl
         std::string subject = "demo.orders." + std::to_string(i);
         std::string payload = "{\"order\":" + std::to_string(i) + "}";
         jsPubAck* ack = nullptr;
-        jerr = static_cast<jsErrCode>(0);
-        s = js_Publish(&ack, js.get(), subject.c_str(), payload.data(),
+        jsErrCode jerr = static_cast<jsErrCode>(0);
+        natsStatus s = js_Publish(&ack, js.get(), subject.c_str(), payload.data(),
                        static_cast<int>(payload.size()), nullptr, &jerr);
         if (s != NATS_OK)
           return js_error(s, jerr, "js_Publish " + subject, js);

@@ -36,6 +36,8 @@
 #include "config/url.hpp"
 #include "services/service_manager.hpp"
 
+#include "example_support.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -65,21 +67,11 @@ caf::behavior stream_maker(caf::event_based_actor* self, natsvisor::jetstream_ha
   return {
     [self, js](mkstream_atom) -> caf::result<void> {
       self->quit();  // one job; the answer is still delivered
-      jsStreamConfig cfg;
-      jsStreamConfig_Init(&cfg);
-      cfg.Name = stream_name;
-      const char* subjects[] = {stream_subjects};
-      cfg.Subjects = subjects;
-      cfg.SubjectsLen = 1;
-      cfg.Storage = js_FileStorage;
-      jsStreamInfo* si = nullptr;
-      jsErrCode jerr = static_cast<jsErrCode>(0);
-      natsStatus s = js_AddStream(&si, js.get(), &cfg, nullptr, &jerr);
-      jsStreamInfo_Destroy(si);
-      if (s != NATS_OK && jerr != JSStreamNameExistErr)
-        return natsvisor::from_status(s, natsvisor::errc::jetstream_error, js.url(),
+      auto r = natsvisor_examples::ensure_stream(js.get(), stream_name, stream_subjects);
+      if (!r.ok())  // "already exists" is fine
+        return natsvisor::from_status(r.status, natsvisor::errc::jetstream_error, js.url(),
                                       "js_AddStream " + std::string{stream_name} + " (err_code "
-                                        + std::to_string(static_cast<int>(jerr)) + ")");
+                                        + std::to_string(static_cast<int>(r.jerr)) + ")");
       std::printf("  producer: stream %s on %s ready\n", stream_name, stream_subjects);
       return caf::unit;
     },
