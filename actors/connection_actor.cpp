@@ -145,7 +145,8 @@ health_result check_health(connection_actor_type* self) {
   result.url = st.url;
   result.generation = st.generation;
   auto start = std::chrono::steady_clock::now();
-  auto s = natsConnection_FlushTimeout(st.core->nc, std::max<int64_t>(1, to_ms(st.cfg->health_timeout)));
+  auto s
+    = natsConnection_FlushTimeout(st.core->nc, std::max<int64_t>(1, to_ms(st.cfg->health_timeout)));
   result.rtt = std::chrono::steady_clock::now() - start;
   result.healthy = s == NATS_OK;
   if (!result.healthy)
@@ -220,7 +221,7 @@ caf::error publish_error(connection_actor_type* self, natsStatus s, const std::s
 void flush_if_idle(connection_actor_type* self) {
   auto& st = self->state;
   if (st.cfg->nats.send_asap || !self->mailbox().empty())
-    return;  // nats.c writes at once anyway, or more work follows and the flush waits for it
+    return; // nats.c writes at once anyway, or more work follows and the flush waits for it
   auto nc = st.core->nc;
   auto now = std::chrono::steady_clock::now();
   if (now < st.flush_paused_until || natsConnection_Status(nc) != NATS_CONN_STATUS_CONNECTED)
@@ -247,7 +248,7 @@ caf::response_promise start_request(connection_actor_type* self, const outgoing&
     return rp;
   }
   st.pending.emplace(token, connection_actor_state::pending_request{
-                               rp, jetstream, std::chrono::steady_clock::now() + timeout});
+                              rp, jetstream, std::chrono::steady_clock::now() + timeout});
   // One sweep timer for all requests instead of a timer each: CAF's timer thread is costly.
   if (!st.sweeping) {
     st.sweeping = true;
@@ -265,22 +266,20 @@ void finish_request(connection_actor_type* self, nats_message& msg, bool no_resp
   auto token = std::strtoull(msg.subject.c_str() + st.inbox.size(), nullptr, 10);
   auto it = st.pending.find(token);
   if (it == st.pending.end())
-    return;  // answered already (timeout) or a second reply: nobody waits for it
+    return; // answered already (timeout) or a second reply: nobody waits for it
   auto p = std::move(it->second);
   st.pending.erase(it);
   if (no_responders)
-    detail::deliver_error(p.promise,
-                          make_error(p.jetstream ? errc::no_stream : errc::no_responders,
-                                 p.jetstream ? "no stream captures the subject"
-                                             : "no subscriber for the request",
-                                 st.url));
+    detail::deliver_error(p.promise, make_error(p.jetstream ? errc::no_stream : errc::no_responders,
+                                                p.jetstream ? "no stream captures the subject"
+                                                            : "no subscriber for the request",
+                                                st.url));
   else if (p.jetstream) {
     if (auto ack = parse_js_ack(msg.payload, st.url))
       p.promise.deliver(std::move(*ack));
     else
       detail::deliver_error(p.promise, std::move(ack.error()));
-  }
-  else
+  } else
     p.promise.deliver(std::move(msg));
 }
 
@@ -337,7 +336,7 @@ caf::behavior running(connection_actor_type* self) {
       }
       flush_if_idle(self);
       if (self->current_message_id().is_async())
-        return caf::delegated<uint64_t>{};  // fire and forget: no count to send back
+        return caf::delegated<uint64_t>{}; // fire and forget: no count to send back
       return sent;
     },
     [self](pub_atom, const packed_batch& batch) -> caf::result<uint64_t> {
@@ -348,8 +347,8 @@ caf::behavior running(connection_actor_type* self) {
       for (auto size : batch.sizes) {
         if (offset + size > batch.data.size())
           return detail::fail<uint64_t>(
-            self, make_error(errc::nats_error, "packed batch sizes exceed its data",
-                             self->state.url));
+            self,
+            make_error(errc::nats_error, "packed batch sizes exceed its data", self->state.url));
         auto s = natsConnection_Publish(nc, batch.subject.c_str(), data + offset,
                                         static_cast<int>(size));
         if (s != NATS_OK)
@@ -394,13 +393,14 @@ caf::behavior running(connection_actor_type* self) {
       auto s = detail::subscribe(&sub, st.core->nc, subject, queue,
                                  caf::actor_cast<caf::weak_actor_ptr>(subscriber), id);
       if (s != NATS_OK)
-        return detail::fail<uint64_t>(self, from_status(s, errc::nats_error, st.url,
-                                                        "subscribe to " + subject));
+        return detail::fail<uint64_t>(
+          self, from_status(s, errc::nats_error, st.url, "subscribe to " + subject));
       st.subscriptions.emplace(id, sub);
       // Once the server has seen the SUB, a message published after this reply reaches it.
       // While nats.c reconnects it sends the SUB itself on reconnect: no flush to wait for.
       if (natsConnection_Status(st.core->nc) == NATS_CONN_STATUS_CONNECTED)
-        natsConnection_FlushTimeout(st.core->nc, std::max<int64_t>(1, to_ms(st.cfg->health_timeout)));
+        natsConnection_FlushTimeout(st.core->nc,
+                                    std::max<int64_t>(1, to_ms(st.cfg->health_timeout)));
       return id;
     },
     [self](unsub_atom, uint64_t id) {
@@ -416,9 +416,8 @@ caf::behavior running(connection_actor_type* self) {
 
 } // namespace
 
-caf::behavior connection_actor(connection_actor_type* self, std::string key,
-                               uint64_t generation, caf::actor supervisor,
-                               std::shared_ptr<const settings> cfg) {
+caf::behavior connection_actor(connection_actor_type* self, std::string key, uint64_t generation,
+                               caf::actor supervisor, std::shared_ptr<const settings> cfg) {
   auto& st = self->state;
   st.key = std::move(key);
   st.url = redact(st.key);
@@ -453,7 +452,7 @@ caf::behavior connection_actor(connection_actor_type* self, std::string key,
   auto* bridge = new detail::callback_bridge{self->ctrl()};
   if (s = detail::install_callbacks(opts, bridge); s != NATS_OK) {
     natsOptions_Destroy(opts);
-    delete bridge;  // no connection exists, so no callback can run
+    delete bridge; // no connection exists, so no callback can run
     self->quit(from_status(s, errc::connect_failed, st.url, "installing callbacks"));
     return {};
   }

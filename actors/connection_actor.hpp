@@ -21,8 +21,8 @@ namespace natsvisor {
 struct connection_actor_state {
   ~connection_actor_state();
 
-  std::string key;  ///< the URL as configured; may hold credentials, so it is never logged
-  std::string url;  ///< redacted
+  std::string key; ///< the URL as configured; may hold credentials, so it is never logged
+  std::string url; ///< redacted
   uint64_t generation = 0;
   caf::actor supervisor;
   std::shared_ptr<const settings> cfg;
@@ -35,14 +35,14 @@ struct connection_actor_state {
   // request ever blocks this actor and any number can be in flight.
   struct pending_request {
     caf::response_promise promise;
-    bool jetstream = false;  ///< the reply is a JetStream acknowledgement
+    bool jetstream = false; ///< the reply is a JetStream acknowledgement
     std::chrono::steady_clock::time_point deadline;
   };
   std::string inbox;
   natsSubscription* replies = nullptr;
   uint64_t next_token = 0;
   std::unordered_map<uint64_t, pending_request> pending;
-  bool sweeping = false;  ///< a deadline sweep is scheduled
+  bool sweeping = false; ///< a deadline sweep is scheduled
   /// Adaptive flushing is paused until then, after a flush found no PONG (a hung server).
   std::chrono::steady_clock::time_point flush_paused_until;
   /// Subscriptions of the message path, by the supervisor's id.
@@ -65,8 +65,7 @@ using connection_actor_type = caf::stateful_actor<connection_actor_state>;
 /// path once connected: (pub, outgoing) and (pub, vector<outgoing>) -> unit; (req, outgoing,
 /// timeout) -> nats_message; (js_pub, outgoing, timeout) -> js_ack; (sub, id, subject, queue,
 /// subscriber) -> id once the server has the subscription; (unsub, id).
-caf::behavior connection_actor(connection_actor_type* self, std::string key,
-                               uint64_t generation, caf::actor supervisor,
-                               std::shared_ptr<const settings> cfg);
+caf::behavior connection_actor(connection_actor_type* self, std::string key, uint64_t generation,
+                               caf::actor supervisor, std::shared_ptr<const settings> cfg);
 
 } // namespace natsvisor

@@ -58,9 +58,9 @@ nats_message to_message(natsMsg* msg, uint64_t subscription) {
 natsStatus publish(natsConnection* nc, const outgoing& m, const char* reply) {
   auto size = static_cast<int>(m.payload.size());
   if (m.headers.empty())
-    return reply ? natsConnection_PublishRequest(nc, m.subject.c_str(), reply, m.payload.data(),
-                                                 size)
-                 : natsConnection_Publish(nc, m.subject.c_str(), m.payload.data(), size);
+    return reply
+             ? natsConnection_PublishRequest(nc, m.subject.c_str(), reply, m.payload.data(), size)
+             : natsConnection_Publish(nc, m.subject.c_str(), m.payload.data(), size);
   natsMsg* msg = nullptr;
   natsStatus s = natsMsg_Create(&msg, m.subject.c_str(), reply, m.payload.data(), size);
   for (auto it = m.headers.begin(); s == NATS_OK && it != m.headers.end(); ++it)
@@ -79,13 +79,13 @@ natsStatus subscribe(natsSubscription** sub, natsConnection* nc, const std::stri
                    : natsConnection_QueueSubscribe(sub, nc, subject.c_str(), queue.c_str(),
                                                    on_message, bridge.get());
   if (s != NATS_OK)
-    return s;  // no subscription: the bridge dies here
+    return s; // no subscription: the bridge dies here
   s = natsSubscription_SetOnCompleteCB(*sub, on_complete, bridge.get());
-  auto* closure = bridge.release();  // owned by on_complete from now on
+  auto* closure = bridge.release(); // owned by on_complete from now on
   if (s != NATS_OK) {
     // Without the completion callback nothing can tell when the last delivery that uses the
     // closure has ended, so freeing it could race one: undo, and leave those few bytes.
-    (void) closure;
+    (void)closure;
     natsSubscription_Unsubscribe(*sub);
     natsSubscription_Destroy(*sub);
     *sub = nullptr;

@@ -31,7 +31,7 @@ struct pull_state {
   pull_consumer_config cfg;
   jetstream_handle js;
   natsSubscription* sub = nullptr;
-  natsMsgList batch{};  ///< fetched, delivered, not yet acknowledged
+  natsMsgList batch{}; ///< fetched, delivered, not yet acknowledged
   static inline const char* name = "natsvisor.pull_consumer";
 };
 
@@ -64,8 +64,8 @@ caf::error ensure_consumer(pull_actor* self) {
   jsSubOptions_Init(&so);
   so.Stream = st.cfg.stream.c_str();
   so.Consumer = st.cfg.durable.c_str();
-  s = js_PullSubscribe(&st.sub, st.js.get(), st.cfg.filter_subject.c_str(),
-                       st.cfg.durable.c_str(), nullptr, &so, &jerr);
+  s = js_PullSubscribe(&st.sub, st.js.get(), st.cfg.filter_subject.c_str(), st.cfg.durable.c_str(),
+                       nullptr, &so, &jerr);
   if (s != NATS_OK)
     return from_status(s, errc::jetstream_error, st.js.url(), "binding to " + st.cfg.durable);
   return caf::none;
@@ -155,8 +155,8 @@ caf::actor spawn_pull_consumer(caf::actor_system& sys, caf::actor service, caf::
             },
             [self](caf::error& err) {
               auto& st = self->state;
-              log().warn("pull consumer {}: batch not processed ({}): redelivering",
-                         st.cfg.durable, describe(err));
+              log().warn("pull consumer {}: batch not processed ({}): redelivering", st.cfg.durable,
+                         describe(err));
               for (int i = 0; i < st.batch.Count; ++i)
                 natsMsg_Nak(st.batch.Msgs[i], nullptr);
               st.release_batch();

@@ -11,13 +11,13 @@ namespace natsvisor {
 
 /// What a pull consumer fetches and where from.
 struct pull_consumer_config {
-  std::string url;             ///< empty: the service's default URL
-  std::string stream;          ///< the stream to read
-  std::string durable;         ///< the durable consumer, created if missing
-  std::string filter_subject;  ///< the subject it reads (e.g. "orders.>")
-  int batch = 64;              ///< messages per fetch at most
-  caf::timespan fetch_wait = std::chrono::milliseconds(500);  ///< a fetch waits this long
-  caf::timespan process_timeout = std::chrono::seconds(30);   ///< the target's time per batch
+  std::string url;            ///< empty: the service's default URL
+  std::string stream;         ///< the stream to read
+  std::string durable;        ///< the durable consumer, created if missing
+  std::string filter_subject; ///< the subject it reads (e.g. "orders.>")
+  int batch = 64;             ///< messages per fetch at most
+  caf::timespan fetch_wait = std::chrono::milliseconds(500); ///< a fetch waits this long
+  caf::timespan process_timeout = std::chrono::seconds(30);  ///< the target's time per batch
 };
 
 /// Spawns a JetStream pull consumer: a detached actor (fetching blocks) that ensures the

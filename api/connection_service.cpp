@@ -111,8 +111,7 @@ caf::expected<nats_message> connection_service::request(outgoing msg, caf::times
 
 caf::expected<js_ack> connection_service::js_publish(outgoing msg, caf::timespan timeout,
                                                      const std::string& url) {
-  return ask<js_ack>(outer_deadline(cfg_) + timeout, js_pub_atom_v, url, std::move(msg),
-                     timeout);
+  return ask<js_ack>(outer_deadline(cfg_) + timeout, js_pub_atom_v, url, std::move(msg), timeout);
 }
 
 caf::expected<uint64_t> connection_service::subscribe(const std::string& subject,

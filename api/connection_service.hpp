@@ -19,7 +19,7 @@ namespace natsvisor {
 /// actors use `actor()` with the request functions of api/requests.hpp instead, and must not
 /// call these blocking functions.
 class connection_service {
-public:
+ public:
   /// Spawns the supervisor; URLs listed in `cfg.urls` start connecting at once.
   connection_service(caf::actor_system& sys, settings cfg);
   /// Stops the service: every connection is closed.
@@ -46,8 +46,7 @@ public:
   caf::expected<uint64_t> publish_batch(std::vector<outgoing> batch, const std::string& url = {});
   /// The cheapest batch form: one subject, payloads packed in one buffer.
   caf::expected<uint64_t> publish_batch(packed_batch batch, const std::string& url = {});
-  caf::expected<nats_message> request(outgoing msg,
-                                      caf::timespan timeout = std::chrono::seconds(5),
+  caf::expected<nats_message> request(outgoing msg, caf::timespan timeout = std::chrono::seconds(5),
                                       const std::string& url = {});
   caf::expected<js_ack> js_publish(outgoing msg, caf::timespan timeout = std::chrono::seconds(5),
                                    const std::string& url = {});
@@ -82,7 +81,7 @@ public:
   /// Stops the supervisor and waits until it is gone; idempotent.
   void stop();
 
-private:
+ private:
   template <class Scope, class F>
   caf::error with_scope(caf::expected<Scope> scope, F&& f, const char* what) {
     if (!scope)

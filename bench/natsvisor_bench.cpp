@@ -116,13 +116,13 @@ struct row {
   std::string name;
   double value;
   std::string unit;
-  std::string target;  // empty: no target
-  int pass = -1;       // -1 none, 0 miss, 1 pass
+  std::string target; // empty: no target
+  int pass = -1;      // -1 none, 0 miss, 1 pass
 };
 
 struct results {
   std::vector<row> rows;
-  std::map<std::string, double> numbers;  // dotted name -> value
+  std::map<std::string, double> numbers; // dotted name -> value
   std::vector<std::string> notes;
 
   void put(const std::string& name, double v, const std::string& unit = {}) {
@@ -199,8 +199,8 @@ struct options {
   std::string out = "bench/results/latest.json";
   std::string timeline = "bench/results/recovery.dat";
   std::string git_commit = "unknown";
-  std::string only;  // run one section only (debugging): getconn, publish, request, recovery, scale
-  int caf_threads = 0;  // 0: CAF's default scheduler size (an experiment knob, not a tuning)
+  std::string only; // run one section only (debugging): getconn, publish, request, recovery, scale
+  int caf_threads = 0; // 0: CAF's default scheduler size (an experiment knob, not a tuning)
 };
 
 // Base settings for every service the bench creates.
@@ -217,8 +217,9 @@ natsvisor::settings base_settings(const std::string& url) {
 
 // Runs `body(self, done)` in a fresh event-based actor; `done(value)` ends it and returns the
 // value to the blocking caller.
-double run_in_actor(caf::actor_system& sys,
-                    std::function<void(caf::event_based_actor*, std::function<void(double)>)> body) {
+double
+run_in_actor(caf::actor_system& sys,
+             std::function<void(caf::event_based_actor*, std::function<void(double)>)> body) {
   auto prom = std::make_shared<std::promise<double>>();
   auto fut = prom->get_future();
   sys.spawn([body, prom](caf::event_based_actor* self) -> caf::behavior {
@@ -240,7 +241,8 @@ double run_in_actor(caf::actor_system& sys,
 // Runs the variants alternately, `reps` rounds; round r starts with variant r % n, so that no
 // variant always runs right after the same other one (e.g. while CAF's workers still poll
 // after an actor benchmark). Returns each variant's samples.
-std::vector<std::vector<double>> alternate(int reps, const std::vector<std::function<double()>>& vs) {
+std::vector<std::vector<double>> alternate(int reps,
+                                           const std::vector<std::function<double()>>& vs) {
   std::vector<std::vector<double>> out(vs.size());
   for (int r = 0; r < reps; ++r)
     for (size_t k = 0; k < vs.size(); ++k) {
@@ -453,27 +455,26 @@ void bench_publish(caf::actor_system& sys, const options& opt, results& res) {
               msgs.push_back(natsvisor::outgoing{subject, payload, {}});
             return natsvisor::request_publish_batch(self, sup, std::move(msgs));
           }();
-          pending
-            .then(
-              [=](uint64_t k) {
-                *published += k;
-                if (*sent < batches)
-                  (*step)();
-                if (++*acked == batches) {
-                  *step = nullptr;
-                  // The final round trip on the same connection, through the same actor.
-                  natsvisor::request_health(self, sup).then(
-                    [=](natsvisor::health_result& h) {
-                      if (!h.healthy)
-                        die("final round trip failed: " + h.detail);
-                      if (*published != static_cast<uint64_t>(n))
-                        die("message path published fewer messages than sent");
-                      done(n / secs(clk::now() - *t0));
-                    },
-                    [=](caf::error& err) { die("health: " + natsvisor::describe(err)); });
-                }
-              },
-              [=](caf::error& err) { die("publish batch: " + natsvisor::describe(err)); });
+          pending.then(
+            [=](uint64_t k) {
+              *published += k;
+              if (*sent < batches)
+                (*step)();
+              if (++*acked == batches) {
+                *step = nullptr;
+                // The final round trip on the same connection, through the same actor.
+                natsvisor::request_health(self, sup).then(
+                  [=](natsvisor::health_result& h) {
+                    if (!h.healthy)
+                      die("final round trip failed: " + h.detail);
+                    if (*published != static_cast<uint64_t>(n))
+                      die("message path published fewer messages than sent");
+                    done(n / secs(clk::now() - *t0));
+                  },
+                  [=](caf::error& err) { die("health: " + natsvisor::describe(err)); });
+              }
+            },
+            [=](caf::error& err) { die("publish batch: " + natsvisor::describe(err)); });
         };
         for (int i = 0; i < pipeline && i < batches; ++i)
           (*step)();
@@ -481,8 +482,7 @@ void bench_publish(caf::actor_system& sys, const options& opt, results& res) {
     };
     auto message_path_run = [&] { return message_path_run_as(true); };
     auto message_path_outgoing_run = [&] { return message_path_run_as(false); };
-    auto runs
-      = alternate(reps, {raw_run, handle_run, message_path_run, message_path_outgoing_run});
+    auto runs = alternate(reps, {raw_run, handle_run, message_path_run, message_path_outgoing_run});
     auto &a = runs[0], &b = runs[1], &c = runs[2], &d = runs[3];
     auto ma = median(a), mb = median(b), mc = median(c), md = median(d);
     std::string k = sc.key;
@@ -639,15 +639,15 @@ void bench_request(caf::actor_system& sys, const options& opt, results& res) {
   };
 
   auto runs = alternate(reps, {
-    [&] { return raw_run(raw_default, n_default); },
-    [&] { return raw_run(raw_asap, n_fast); },
-    [&] { return mp_sequential(svc_default.actor(), n_default); },
-    [&] { return mp_sequential(svc_asap.actor(), n_fast); },
-    [&] { return mp_concurrent(svc_asap.actor()); },
-    [&] { return mp_concurrent(svc_default.actor()); },
-    [&] { return raw_ping(raw_asap, n_fast); },
-    [&] { return mp_health(svc_asap.actor(), n_fast); },
-  });
+                                [&] { return raw_run(raw_default, n_default); },
+                                [&] { return raw_run(raw_asap, n_fast); },
+                                [&] { return mp_sequential(svc_default.actor(), n_default); },
+                                [&] { return mp_sequential(svc_asap.actor(), n_fast); },
+                                [&] { return mp_concurrent(svc_asap.actor()); },
+                                [&] { return mp_concurrent(svc_default.actor()); },
+                                [&] { return raw_ping(raw_asap, n_fast); },
+                                [&] { return mp_health(svc_asap.actor(), n_fast); },
+                              });
   auto &rd = runs[0], &ra = runs[1], &md = runs[2], &ma = runs[3], &mc = runs[4], &mcd = runs[5],
        &rp = runs[6], &mh = runs[7];
   natsConnection_Destroy(raw_default);
@@ -655,8 +655,8 @@ void bench_request(caf::actor_system& sys, const options& opt, results& res) {
   natsSubscription_Destroy(echo);
   natsConnection_Destroy(responder);
 
-  auto mrd = median(rd), mra = median(ra), mmd = median(md), mma = median(ma),
-       mmc = median(mc), mmcd = median(mcd);
+  auto mrd = median(rd), mra = median(ra), mmd = median(md), mma = median(ma), mmc = median(mc),
+       mmcd = median(mcd);
   // Each side is judged in its best configuration, as raw_best does for nats.c: send-asap for
   // one request at a time, natsvisor's default (adaptive flushing) for many at once.
   auto raw_best = std::max(mrd, mra);
@@ -714,11 +714,11 @@ struct event_log {
 struct poller {
   natsvisor::connection_service& svc;
   std::atomic<bool> stop{false};
-  std::atomic<int64_t> armed_ns{INT64_MAX};  // count successes after this instant
+  std::atomic<int64_t> armed_ns{INT64_MAX}; // count successes after this instant
   std::atomic<int64_t> first_ok_ns{0};
   std::atomic<int64_t> last_ok_ns{0};
   bool record = false;
-  std::vector<clk::time_point> oks;  // only when record; read after join
+  std::vector<clk::time_point> oks; // only when record; read after join
   std::thread thread;
 
   explicit poller(natsvisor::connection_service& s, bool rec) : svc(s), record(rec) {
@@ -801,7 +801,7 @@ clk::time_point restart_server(nats_server& srv) {
     probe.join();
     throw;
   }
-  probe.join();  // start() returns only once the port accepts, so the probe ends
+  probe.join(); // start() returns only once the port accepts, so the probe ends
   return back;
 }
 
@@ -889,8 +889,8 @@ void bench_recovery(caf::actor_system& sys, const options& opt, results& res) {
     caf::anon_send_exit(watcher, caf::exit_reason::user_shutdown);
   }
   if (static_cast<int>(reconnect.size()) < reps || static_cast<int>(restart.size()) < reps)
-    res.notes.push_back("recovery: " + std::to_string(reps - reconnect.size())
-                        + " reconnect and " + std::to_string(reps - restart.size())
+    res.notes.push_back("recovery: " + std::to_string(reps - reconnect.size()) + " reconnect and "
+                        + std::to_string(reps - restart.size())
                         + " restart cycles did not recover within 15 s");
   auto delay_ms = ms_of(cfg.policy.base_delay);
   auto wait_ms = ms_of(cfg.nats.reconnect_wait);
@@ -977,8 +977,8 @@ scale_run scale_once(caf::actor_system& sys, const caf::actor& sup, int actors, 
           auto t0 = clk::now();
           natsvisor::request_connection(self, sup).then(
             [=](natsvisor::connection_handle&) {
-              (*lat)[static_cast<size_t>(a) * per_actor + i] =
-                std::chrono::duration<double, std::micro>(clk::now() - t0).count();
+              (*lat)[static_cast<size_t>(a) * per_actor + i]
+                = std::chrono::duration<double, std::micro>(clk::now() - t0).count();
               if (++*got == per_actor) {
                 if (left->fetch_sub(1) == 1)
                   prom->set_value();
@@ -1115,8 +1115,8 @@ void print_table(const results& res) {
   std::printf("%s\n", std::string(100, '-').c_str());
   for (auto& r : res.rows) {
     std::string t = r.pass < 0 ? "" : std::string(r.pass ? "PASS  " : "MISS  ") + r.target;
-    std::printf("%-52s %14s %-6s  %s\n", r.name.c_str(), fmt_num(r.value).c_str(),
-                r.unit.c_str(), t.c_str());
+    std::printf("%-52s %14s %-6s  %s\n", r.name.c_str(), fmt_num(r.value).c_str(), r.unit.c_str(),
+                t.c_str());
   }
   for (auto& n : res.notes)
     std::printf("note: %s\n", n.c_str());
@@ -1171,8 +1171,7 @@ int main(int argc, char** argv) {
   nats_Close();
   auto took = secs(clk::now() - started);
   print_table(res);
-  std::printf("\n%s mode, %.1f s; JSON: %s\n", opt.quick ? "quick" : "full", took,
-              opt.out.c_str());
+  std::printf("\n%s mode, %.1f s; JSON: %s\n", opt.quick ? "quick" : "full", took, opt.out.c_str());
   write_json(opt, res, took);
   return 0;
 }

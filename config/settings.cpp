@@ -91,9 +91,9 @@ std::optional<caf::timespan> to_duration(const config_value& v) {
     char* end = nullptr;
     auto n = std::strtod(s->c_str(), &end);
     std::string unit{end};
-    static const std::map<std::string, double> scale{
-      {"", 1.0},      {"s", 1.0},      {"ms", 1e-3}, {"us", 1e-6},
-      {"ns", 1e-9},   {"min", 60.0},   {"h", 3600.0}};
+    static const std::map<std::string, double> scale{{"", 1.0},    {"s", 1.0},   {"ms", 1e-3},
+                                                     {"us", 1e-6}, {"ns", 1e-9}, {"min", 60.0},
+                                                     {"h", 3600.0}};
     if (end == s->c_str())
       return std::nullopt;
     auto it = scale.find(unit);
@@ -127,8 +127,8 @@ setter int_key(Field field, int64_t min, int64_t max) {
     if (!n)
       return "expected a whole number, got " + describe_value(v);
     if (*n < min || *n > max)
-      return "must be between " + std::to_string(min) + " and " + std::to_string(max)
-             + ", got " + std::to_string(*n);
+      return "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got "
+             + std::to_string(*n);
     field(s) = static_cast<int>(*n);
     return {};
   };
@@ -143,8 +143,8 @@ setter duration_key(Field field, bool allow_zero) {
              + describe_value(v);
     // nats.c counts in milliseconds: a positive value below 1 ms would silently become zero.
     if (d->count() < 0 || (!allow_zero && *d < std::chrono::milliseconds(1)))
-      return std::string{"must be "} + (allow_zero ? "zero or positive" : "at least 1ms")
-             + ", got " + describe_value(v);
+      return std::string{"must be "} + (allow_zero ? "zero or positive" : "at least 1ms") + ", got "
+             + describe_value(v);
     field(s) = *d;
     return {};
   };
@@ -157,8 +157,8 @@ setter real_key(Field field, double min, double max) {
     if (!d)
       return "expected a number, got " + describe_value(v);
     if (*d < min || *d > max)
-      return "must be between " + std::to_string(min) + " and " + std::to_string(max)
-             + ", got " + describe_value(v);
+      return "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got "
+             + describe_value(v);
     field(s) = *d;
     return {};
   };
@@ -175,7 +175,10 @@ setter bool_key(Field field) {
   };
 }
 
-#define NV_FIELD(expr) [](settings & s) -> auto& { return s.expr; }
+#define NV_FIELD(expr)                                                                             \
+  [](settings & s) -> auto& {                                                                      \
+    return s.expr;                                                                                 \
+  }
 
 const std::vector<key_spec>& specs() {
   static const std::vector<key_spec> result{
@@ -253,8 +256,9 @@ const std::vector<key_spec>& specs() {
      duration_key(NV_FIELD(nats.reconnect_wait), false)},
     {{"nats_reconnect_jitter", "100ms", "nats.c's random extra reconnect wait"},
      duration_key(NV_FIELD(nats.reconnect_jitter), true)},
-    {{"nats_ping_interval", "2min", "nats.c's ping interval (a hung server is noticed after "
-                                    "ping_interval x (max_pings_out + 1))"},
+    {{"nats_ping_interval", "2min",
+      "nats.c's ping interval (a hung server is noticed after "
+      "ping_interval x (max_pings_out + 1))"},
      duration_key(NV_FIELD(nats.ping_interval), false)},
     {{"nats_max_pings_out", "2", "unanswered pings before nats.c drops the connection"},
      int_key(NV_FIELD(nats.max_pings_out), 1, 1000)},
@@ -300,8 +304,7 @@ struct option_access : caf::actor_system_config {
 };
 
 caf::error config_error(const std::string& key, const std::string& problem) {
-  return make_error(errc::invalid_config,
-                    std::string{config_group} + "." + key + ": " + problem);
+  return make_error(errc::invalid_config, std::string{config_group} + "." + key + ": " + problem);
 }
 
 } // namespace
@@ -316,8 +319,8 @@ caf::expected<settings> parse_settings(const caf::settings& group, const env_loo
   settings result;
   auto& all = specs();
   for (auto& [key, value] : group) {
-    auto spec = std::find_if(all.begin(), all.end(),
-                             [&](const key_spec& x) { return key == x.doc.key; });
+    auto spec
+      = std::find_if(all.begin(), all.end(), [&](const key_spec& x) { return key == x.doc.key; });
     if (spec == all.end())
       return config_error(key, "unknown key (see the README's table of keys)");
     if (auto problem = spec->set(value, result); !problem.empty())
@@ -333,9 +336,9 @@ caf::expected<settings> parse_settings(const caf::settings& group, const env_loo
       return caf::none;
     if (is_url)
       if (auto servers = parse_servers(*value); !servers)
-        return make_error(errc::invalid_config, std::string{"environment variable "} + var
-                                                  + ": " + detail_of(servers.error())
-                                                  + " in " + redact(*value));
+        return make_error(errc::invalid_config, std::string{"environment variable "} + var + ": "
+                                                  + detail_of(servers.error()) + " in "
+                                                  + redact(*value));
     result.*field = *value;
     return caf::none;
   };
@@ -354,8 +357,7 @@ caf::expected<settings> parse_settings(const caf::settings& group, const env_loo
   return result;
 }
 
-caf::expected<settings> parse_settings(const caf::actor_system_config& cfg,
-                                       const env_lookup& env) {
+caf::expected<settings> parse_settings(const caf::actor_system_config& cfg, const env_lookup& env) {
   auto it = cfg.content.find(config_group);
   if (it == cfg.content.end())
     return parse_settings(caf::settings{}, env);
@@ -377,7 +379,8 @@ void add_to(caf::actor_system_config& cfg) {
       adder.add<std::string>(spec.doc.key, spec.doc.meaning);
   }
   cfg.add_message_types<caf::id_block::natsvisor>();
-  cfg.add_error_category(error_category, [](uint8_t code, caf::atom_value, const caf::message& ctx) {
+  cfg.add_error_category(error_category, [](uint8_t code, caf::atom_value,
+                                            const caf::message& ctx) {
     std::string out = to_string(static_cast<errc>(code));
     if (ctx.size() >= 1 && ctx.match_element<std::string>(0) && !ctx.get_as<std::string>(0).empty())
       out += ": " + ctx.get_as<std::string>(0);

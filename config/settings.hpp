@@ -18,24 +18,24 @@ namespace natsvisor {
 /// nats.c's own reconnect and ping settings: how one connection recovers by itself before
 /// the supervisor has to start a fresh one.
 struct nats_options {
-  int max_reconnect = 60;                                      // nats_max_reconnect
-  caf::timespan reconnect_wait = std::chrono::seconds(2);      // nats_reconnect_wait
+  int max_reconnect = 60;                                          // nats_max_reconnect
+  caf::timespan reconnect_wait = std::chrono::seconds(2);          // nats_reconnect_wait
   caf::timespan reconnect_jitter = std::chrono::milliseconds(100); // nats_reconnect_jitter
-  caf::timespan ping_interval = std::chrono::minutes(2);       // nats_ping_interval
-  int max_pings_out = 2;                                       // nats_max_pings_out
-  int reconnect_buf_size = 8 * 1024 * 1024;                    // nats_reconnect_buf_size (bytes)
-  bool send_asap = false;                                      // nats_send_asap
+  caf::timespan ping_interval = std::chrono::minutes(2);           // nats_ping_interval
+  int max_pings_out = 2;                                           // nats_max_pings_out
+  int reconnect_buf_size = 8 * 1024 * 1024; // nats_reconnect_buf_size (bytes)
+  bool send_asap = false;                   // nats_send_asap
 };
 
 /// Everything natsvisor reads from configuration, validated.
 struct settings {
   std::string nats_url = "nats://localhost:4222";
-  std::vector<std::string> urls;  ///< connected eagerly at start (the default URL is lazy)
+  std::vector<std::string> urls; ///< connected eagerly at start (the default URL is lazy)
   int connection_pool_size = 10;
   caf::timespan connection_timeout = std::chrono::seconds(10);
   /// How long a request waits for a connection that is (re)starting before `timeout`.
   caf::timespan request_timeout = std::chrono::seconds(10);
-  restart_policy policy;          ///< max_reconnect_attempts, reconnect_delay, backoff_*, ...
+  restart_policy policy; ///< max_reconnect_attempts, reconnect_delay, backoff_*, ...
   bool escalate_on_give_up = false;
   caf::timespan lease_timeout = std::chrono::seconds(5);
   caf::timespan leak_threshold = std::chrono::seconds(60);
@@ -80,7 +80,7 @@ void add_to(caf::actor_system_config& cfg);
 
 /// An actor_system_config with natsvisor already added.
 class config : public caf::actor_system_config {
-public:
+ public:
   config();
 };
 

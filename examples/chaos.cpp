@@ -63,19 +63,19 @@ caf::behavior watcher(caf::event_based_actor*) {
 
 // What the publisher saw; main reads it after the publisher answered `stop`.
 struct ledger {
-  std::map<uint64_t, uint64_t> acked;  ///< job -> stream sequence of its ack
-  uint64_t acks = 0;                   ///< acks received (duplicates included)
-  uint64_t duplicates = 0;             ///< acks flagged duplicate (a retry of a stored message)
-  uint64_t failures = 0;               ///< publishes that failed and were retried
+  std::map<uint64_t, uint64_t> acked; ///< job -> stream sequence of its ack
+  uint64_t acks = 0;                  ///< acks received (duplicates included)
+  uint64_t duplicates = 0;            ///< acks flagged duplicate (a retry of a stored message)
+  uint64_t failures = 0;              ///< publishes that failed and were retried
 };
 
 struct publisher_state {
   caf::actor svc;
   std::shared_ptr<ledger> book;
-  uint64_t job = 1;  ///< the job in flight (or next)
+  uint64_t job = 1; ///< the job in flight (or next)
   bool stopping = false;
   bool in_flight = false;
-  clock_type::time_point sent;  ///< when the publish in flight was sent
+  clock_type::time_point sent; ///< when the publish in flight was sent
   caf::response_promise stopped;
   std::string last_error;
   static inline const char* name = "chaos.publisher";
@@ -100,8 +100,8 @@ caf::behavior publisher(publisher_actor* self, caf::actor svc, std::shared_ptr<l
         return;
       }
       auto subject = subject_of(st.job);
-      natsvisor::outgoing msg{subject, "payload of job " + std::to_string(st.job),
-                              {{"Nats-Msg-Id", subject}}};
+      natsvisor::outgoing msg{
+        subject, "payload of job " + std::to_string(st.job), {{"Nats-Msg-Id", subject}}};
       st.in_flight = true;
       st.sent = clock_type::now();
       natsvisor::request_js_publish(self, st.svc, std::move(msg), 1s)
@@ -130,7 +130,7 @@ caf::behavior publisher(publisher_actor* self, caf::actor svc, std::shared_ptr<l
             st.in_flight = false;
             ++st.book->failures;
             auto why = natsvisor::describe(err);
-            if (why != st.last_error)  // each new kind of failure once
+            if (why != st.last_error) // each new kind of failure once
               say("publisher", "job %llu not acknowledged: %s; retrying",
                   static_cast<unsigned long long>(st.job), why.c_str());
             st.last_error = std::move(why);
@@ -143,7 +143,7 @@ caf::behavior publisher(publisher_actor* self, caf::actor svc, std::shared_ptr<l
       st.stopping = true;
       st.stopped = self->make_response_promise();
       if (!st.in_flight)
-        self->send(self, tick_atom::value);  // answers at once (a queued tick may too)
+        self->send(self, tick_atom::value); // answers at once (a queued tick may too)
       return st.stopped;
     },
   };
@@ -211,10 +211,11 @@ int main() {
   s.policy.max_delay = 1s;
   s.request_timeout = 3s;
   s.connection_timeout = 1s;
-  s.log_level = "error";  // the watcher and the publisher show what happens
+  s.log_level = "error"; // the watcher and the publisher show what happens
   auto budget = s.nats.max_reconnect * (s.nats.reconnect_wait + s.nats.reconnect_jitter);
-  say("chaos", "nats_max_reconnect %d, nats_reconnect_wait %lld ms (nats.c budget ~%lld ms), "
-               "reconnect_delay %lld ms, request_timeout %lld ms",
+  say("chaos",
+      "nats_max_reconnect %d, nats_reconnect_wait %lld ms (nats.c budget ~%lld ms), "
+      "reconnect_delay %lld ms, request_timeout %lld ms",
       s.nats.max_reconnect, ms(s.nats.reconnect_wait), ms(budget), ms(s.policy.base_delay),
       ms(s.request_timeout));
 
@@ -266,10 +267,11 @@ int main() {
 
     caf::scoped_actor self{sys};
     self->request(pub, 10s, stop_atom::value)
-      .receive([] {}, [&](caf::error& err) {
-        say("chaos", "publisher did not stop: %s", natsvisor::describe(err).c_str());
-        ok = false;
-      });
+      .receive([] {},
+               [&](caf::error& err) {
+                 say("chaos", "publisher did not stop: %s", natsvisor::describe(err).c_str());
+                 ok = false;
+               });
     self->send_exit(pub, caf::exit_reason::user_shutdown);
     say("chaos", "publisher stopped");
 
@@ -279,7 +281,8 @@ int main() {
     bool checked = false;
     auto js = svc.get_jetstream();
     if (!js) {
-      say("chaos", "no JetStream handle for the check: %s", natsvisor::describe(js.error()).c_str());
+      say("chaos", "no JetStream handle for the check: %s",
+          natsvisor::describe(js.error()).c_str());
       ok = false;
     } else {
       jsStreamInfo* si = nullptr;
@@ -321,7 +324,9 @@ int main() {
                 static_cast<unsigned long long>(book->failures));
     std::printf("stored in stream %s:                %llu\n", stream_name,
                 static_cast<unsigned long long>(stored));
-    std::printf("no acknowledged message lost:       %s\n", !checked ? "unknown (not checked)" : missing == 0 ? "yes" : "no");
+    std::printf("no acknowledged message lost:       %s\n", !checked       ? "unknown (not checked)"
+                                                            : missing == 0 ? "yes"
+                                                                           : "no");
     std::printf("supervisor restarted the connection: %s\n\n", generation >= 2 ? "yes" : "no");
     if (missing > 0)
       say("chaos", "FAILED: %llu acknowledged message(s) missing from the stream",

@@ -77,23 +77,22 @@ bool nap(caf::timespan d) {
   return !interrupted;
 }
 
-
 // -- actors ----------------------------------------------------------------------------------
 
 // Prints one timestamped line per state change of any URL.
 caf::behavior watcher(caf::event_based_actor*) {
   return {
     [](const natsvisor::state_changed& ev) {
-      say("watcher", "%s  %-12s generation %llu%s%s", ev.url.c_str(), natsvisor::to_string(ev.state),
-          static_cast<unsigned long long>(ev.generation), ev.detail.empty() ? "" : "  -- ",
-          ev.detail.c_str());
+      say("watcher", "%s  %-12s generation %llu%s%s", ev.url.c_str(),
+          natsvisor::to_string(ev.state), static_cast<unsigned long long>(ev.generation),
+          ev.detail.empty() ? "" : "  -- ", ev.detail.c_str());
     },
   };
 }
 
 struct worker_state {
-  uint64_t ok = 0;      ///< publishes nats.c accepted (buffered while it reconnects)
-  uint64_t failed = 0;  ///< no handle in time, or nats.c refused the publish
+  uint64_t ok = 0;     ///< publishes nats.c accepted (buffered while it reconnects)
+  uint64_t failed = 0; ///< no handle in time, or nats.c refused the publish
   uint64_t generation = 0;
   std::string last_error;
   static inline const char* name = "demo.worker";
@@ -106,7 +105,7 @@ caf::behavior worker(caf::stateful_actor<worker_state>* self, caf::actor svc, in
   auto next = [self] { self->delayed_send(self, 100ms, tick_atom::value); };
   auto fail = [self, id](std::string why) {
     ++self->state.failed;
-    if (why != self->state.last_error)  // print each new kind of failure once
+    if (why != self->state.last_error) // print each new kind of failure once
       say(("actor " + std::to_string(id)).c_str(), "failed: %s", why.c_str());
     self->state.last_error = std::move(why);
   };
@@ -137,9 +136,7 @@ caf::behavior worker(caf::stateful_actor<worker_state>* self, caf::actor svc, in
           next();
         });
     },
-    [self](report_atom) {
-      return std::make_tuple(self->state.ok, self->state.failed);
-    },
+    [self](report_atom) { return std::make_tuple(self->state.ok, self->state.failed); },
   };
 }
 
@@ -179,13 +176,12 @@ void print_status(natsvisor::connection_service& svc) {
   std::printf("\n%-28s %-12s %4s %8s %10s %8s %8s  %s\n", "url", "state", "gen", "restarts",
               "reconnects", "in_msgs", "out_msgs", "last error");
   for (auto& u : *st)
-    std::printf("%-28s %-12s %4llu %8llu %10llu %8llu %8llu  %s\n", u.url.c_str(),
-                natsvisor::to_string(u.state), static_cast<unsigned long long>(u.generation),
-                static_cast<unsigned long long>(u.restarts),
-                static_cast<unsigned long long>(u.reconnects),
-                static_cast<unsigned long long>(u.in_msgs),
-                static_cast<unsigned long long>(u.out_msgs),
-                u.last_error.empty() ? "-" : u.last_error.c_str());
+    std::printf(
+      "%-28s %-12s %4llu %8llu %10llu %8llu %8llu  %s\n", u.url.c_str(),
+      natsvisor::to_string(u.state), static_cast<unsigned long long>(u.generation),
+      static_cast<unsigned long long>(u.restarts), static_cast<unsigned long long>(u.reconnects),
+      static_cast<unsigned long long>(u.in_msgs), static_cast<unsigned long long>(u.out_msgs),
+      u.last_error.empty() ? "-" : u.last_error.c_str());
 }
 
 } // namespace
@@ -193,8 +189,7 @@ void print_status(natsvisor::connection_service& svc) {
 int main(int argc, char** argv) {
   natsvisor::config cfg;
   if (auto err = cfg.parse(argc, argv)) {
-    std::fprintf(stderr, "natsvisor_demo: invalid command line: %s\n",
-                 caf::to_string(err).c_str());
+    std::fprintf(stderr, "natsvisor_demo: invalid command line: %s\n", caf::to_string(err).c_str());
     return 2;
   }
   if (cfg.cli_helptext_printed)
@@ -218,11 +213,11 @@ int main(int argc, char** argv) {
   if (!given(cfg, "connection_timeout"))
     s.connection_timeout = 2s;
   if (!given(cfg, "log_level"))
-    s.log_level = "warn";  // the watcher shows the lifecycle; --natsvisor.log_level=info for more
+    s.log_level = "warn"; // the watcher shows the lifecycle; --natsvisor.log_level=info for more
   if (s.policy.max_delay < s.policy.base_delay)
     s.policy.max_delay = s.policy.base_delay;
 
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
@@ -230,26 +225,30 @@ int main(int argc, char** argv) {
   auto ep = parse_endpoint(s.nats_url);
   // The demo kills and restarts servers: it only ever talks to this machine.
   if (ep.host != "localhost" && ep.host != "127.0.0.1") {
-    say("demo", "the demo runs against a server on this machine only (localhost or 127.0.0.1), "
-                "not %s", natsvisor::redact(s.nats_url).c_str());
+    say("demo",
+        "the demo runs against a server on this machine only (localhost or 127.0.0.1), "
+        "not %s",
+        natsvisor::redact(s.nats_url).c_str());
     return 1;
   }
   say("demo", "URL %s (probing %s:%d)", natsvisor::redact(s.nats_url).c_str(), ep.host.c_str(),
       ep.port);
-  say("demo", "timing: nats_reconnect_wait %lld ms, nats_max_reconnect %d, reconnect_delay %lld ms, "
-              "request_timeout %lld ms",
+  say("demo",
+      "timing: nats_reconnect_wait %lld ms, nats_max_reconnect %d, reconnect_delay %lld ms, "
+      "request_timeout %lld ms",
       ms(s.nats.reconnect_wait), s.nats.max_reconnect, ms(s.policy.base_delay),
       ms(s.request_timeout));
 
   std::unique_ptr<owned_server> server;
   if (listens(ep)) {
-    say("demo", "a server already listens on %s:%d: using it. It is not ours, so the demo will "
-                "not kill it (the crash/restart part is skipped).",
+    say("demo",
+        "a server already listens on %s:%d: using it. It is not ours, so the demo will "
+        "not kill it (the crash/restart part is skipped).",
         ep.host.c_str(), ep.port);
   } else {
     if (access(owned_server::binary, X_OK) != 0) {
-      say("demo", "nothing listens on %s:%d and %s is missing (run scripts/setup)",
-          ep.host.c_str(), ep.port, owned_server::binary);
+      say("demo", "nothing listens on %s:%d and %s is missing (run scripts/setup)", ep.host.c_str(),
+          ep.port, owned_server::binary);
       return 1;
     }
     try {
@@ -292,8 +291,9 @@ int main(int argc, char** argv) {
       auto budget = s.nats.max_reconnect * s.nats.reconnect_wait;
       auto down = std::min<caf::timespan>(budget + 2s, 12s);
       if (ok) {
-        say("demo", "SIGKILL nats-server (pid %d); keeping it down %lld ms (%d x %lld ms + 2 s) "
-                    "so nats.c gives up and the supervisor restarts the connection",
+        say("demo",
+            "SIGKILL nats-server (pid %d); keeping it down %lld ms (%d x %lld ms + 2 s) "
+            "so nats.c gives up and the supervisor restarts the connection",
             server->pid(), ms(down), s.nats.max_reconnect, ms(s.nats.reconnect_wait));
         server->kill();
         ok = nap(down) && server->start();

@@ -37,8 +37,8 @@ struct line_printer {
     va_start(args, fmt);
     std::vsnprintf(text, sizeof(text), fmt, args);
     va_end(args);
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time)
-                    .count();
+    double secs
+      = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
     std::lock_guard<std::mutex> guard{say_mutex};
     std::printf("[%6.3fs] %-*s %s\n", secs, width, who, text);
     std::fflush(stdout);

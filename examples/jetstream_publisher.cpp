@@ -47,7 +47,7 @@ caf::error js_error(natsStatus s, jsErrCode jerr, const std::string& what,
 caf::behavior js_worker(caf::event_based_actor* self, natsvisor::jetstream_handle js) {
   return {
     [self, js](run_atom, int count) -> caf::result<uint64_t> {
-      self->quit();  // one job only; the answer below is still delivered
+      self->quit(); // one job only; the answer below is still delivered
       // 1. Ensure the stream. "Already exists" is fine: another run made it.
       auto r = natsvisor_examples::ensure_stream(js.get(), stream_name, stream_subject);
       if (r.ready()) {
@@ -68,7 +68,7 @@ caf::behavior js_worker(caf::event_based_actor* self, natsvisor::jetstream_handl
         jsPubAck* ack = nullptr;
         jsErrCode jerr = static_cast<jsErrCode>(0);
         natsStatus s = js_Publish(&ack, js.get(), subject.c_str(), payload.data(),
-                       static_cast<int>(payload.size()), nullptr, &jerr);
+                                  static_cast<int>(payload.size()), nullptr, &jerr);
         if (s != NATS_OK)
           return js_error(s, jerr, "js_Publish " + subject, js);
         std::printf("published %-16s -> ack: stream %s, sequence %llu%s\n", subject.c_str(),
@@ -86,28 +86,27 @@ caf::behavior js_worker(caf::event_based_actor* self, natsvisor::jetstream_handl
 
 // The service actor of this example: event-based, never blocks.
 caf::behavior publisher(caf::event_based_actor* self, caf::actor svc, int count) {
-  natsvisor::request_jetstream(self, svc)
-    .then(
-      [self, count](natsvisor::jetstream_handle& js) {
-        std::printf("got a JetStream handle for %s (generation %llu)\n", js.url().c_str(),
-                    static_cast<unsigned long long>(js.generation()));
-        auto worker = self->spawn<caf::detached>(js_worker, js);
-        self->request(worker, std::chrono::seconds(60), run_atom::value, count)
-          .then(
-            [self, count](uint64_t last_seq) {
-              std::printf("done: %d message(s) acknowledged, last sequence %llu\n", count,
-                          static_cast<unsigned long long>(last_seq));
-              self->quit();
-            },
-            [self](caf::error& err) {
-              std::printf("JetStream error: %s\n", natsvisor::describe(err).c_str());
-              self->quit(std::move(err));
-            });
-      },
-      [self](caf::error& err) {
-        std::printf("no JetStream handle: %s\n", natsvisor::describe(err).c_str());
-        self->quit(std::move(err));
-      });
+  natsvisor::request_jetstream(self, svc).then(
+    [self, count](natsvisor::jetstream_handle& js) {
+      std::printf("got a JetStream handle for %s (generation %llu)\n", js.url().c_str(),
+                  static_cast<unsigned long long>(js.generation()));
+      auto worker = self->spawn<caf::detached>(js_worker, js);
+      self->request(worker, std::chrono::seconds(60), run_atom::value, count)
+        .then(
+          [self, count](uint64_t last_seq) {
+            std::printf("done: %d message(s) acknowledged, last sequence %llu\n", count,
+                        static_cast<unsigned long long>(last_seq));
+            self->quit();
+          },
+          [self](caf::error& err) {
+            std::printf("JetStream error: %s\n", natsvisor::describe(err).c_str());
+            self->quit(std::move(err));
+          });
+    },
+    [self](caf::error& err) {
+      std::printf("no JetStream handle: %s\n", natsvisor::describe(err).c_str());
+      self->quit(std::move(err));
+    });
   return {}; // nothing else to handle; the pending responses keep the actor alive
 }
 
@@ -129,7 +128,8 @@ int main(int argc, char** argv) {
   settings.connection_timeout = std::chrono::seconds(2);
   settings.log_level = "warn";
   natsvisor::connection_service svc{sys, settings};
-  std::printf("publishing %d message(s) to JetStream at %s\n", count, natsvisor::redact(url).c_str());
+  std::printf("publishing %d message(s) to JetStream at %s\n", count,
+              natsvisor::redact(url).c_str());
 
   caf::scoped_actor self{sys};
   auto pub = self->spawn(publisher, svc.actor(), count);

@@ -55,7 +55,7 @@ inline endpoint parse_endpoint(std::string url) {
     url.resize(slash);
   endpoint ep;
   std::string port;
-  if (!url.empty() && url.front() == '[') {  // [::1]:4222
+  if (!url.empty() && url.front() == '[') { // [::1]:4222
     auto close = url.find(']');
     ep.host = url.substr(1, close - 1);
     if (close != std::string::npos && close + 1 < url.size() && url[close + 1] == ':')
@@ -83,8 +83,7 @@ inline bool listens(const endpoint& ep, std::chrono::milliseconds timeout = 300m
     return false;
   bool ok = false;
   for (auto* ai = res; ai != nullptr && !ok; ai = ai->ai_next) {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0)
       continue;
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
@@ -110,13 +109,14 @@ inline int remove_entry(const char* path, const struct stat*, int, FTW*) {
 }
 
 class owned_server {
-public:
+ public:
   using reporter = std::function<void(const std::string&)>;
   static constexpr const char* binary = "/usr/sbin/nats-server";
 
   /// Lines about failures go to `report` (default: stdout); the store lives in a fresh
   /// /tmp/<prefix>-XXXXXX directory that the destructor removes.
-  explicit owned_server(int port, reporter report = {}, const std::string& prefix = "natsvisor-demo")
+  explicit owned_server(int port, reporter report = {},
+                        const std::string& prefix = "natsvisor-demo")
     : port_(port), report_(std::move(report)) {
     std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
     if (mkdtemp(tmpl.data()) == nullptr)
@@ -202,7 +202,7 @@ public:
 
   int port() const { return port_; }
 
-private:
+ private:
   void say(const char* fmt, ...) const __attribute__((format(printf, 2, 3))) {
     char text[1024];
     va_list args;

@@ -39,13 +39,14 @@ bool old_publish(const std::string& url, const char* subject, const char* payloa
   natsConnection* nc = nullptr;
   natsStatus s = natsConnection_ConnectTo(&nc, url.c_str());
   if (s != NATS_OK) {
-    std::printf("  old: cannot connect to %s: %s\n", natsvisor::redact(url).c_str(), natsStatus_GetText(s));
+    std::printf("  old: cannot connect to %s: %s\n", natsvisor::redact(url).c_str(),
+                natsStatus_GetText(s));
     return false;
   }
   s = natsConnection_PublishString(nc, subject, payload);
   if (s == NATS_OK)
     s = natsConnection_Flush(nc);
-  natsConnection_Destroy(nc);  // close + free, every single time
+  natsConnection_Destroy(nc); // close + free, every single time
   std::printf("  old: connect + publish + flush + close on '%s': %s (%.2f ms)\n", subject,
               natsStatus_GetText(s), ms_since(t0));
   return s == NATS_OK;
@@ -60,8 +61,8 @@ bool old_request(const std::string& url, const char* subject, const char* payloa
   if (s == NATS_OK)
     s = natsConnection_RequestString(&reply, nc, subject, payload, 2000);
   std::printf("  old: connect + request + close on '%s': %s%s%s (%.2f ms)\n", subject,
-              natsStatus_GetText(s), reply ? ", reply " : "",
-              reply ? natsMsg_GetData(reply) : "", ms_since(t0));
+              natsStatus_GetText(s), reply ? ", reply " : "", reply ? natsMsg_GetData(reply) : "",
+              ms_since(t0));
   natsMsg_Destroy(reply);
   natsConnection_Destroy(nc);
   return s == NATS_OK;
@@ -114,11 +115,11 @@ int main(int argc, char** argv) {
   }
 
   std::printf("\n== NEW pattern: natsvisor::connection_service ==\n");
-  natsvisor::config cfg;  // registers natsvisor's message types and error category
+  natsvisor::config cfg; // registers natsvisor's message types and error category
   caf::actor_system sys{cfg};
   natsvisor::settings settings;
   settings.nats_url = url;
-  settings.request_timeout = std::chrono::seconds(3);  // typed error instead of a long wait
+  settings.request_timeout = std::chrono::seconds(3); // typed error instead of a long wait
   settings.connection_timeout = std::chrono::seconds(2);
   settings.log_level = "warn";
   int rc = 0;
@@ -140,7 +141,7 @@ int main(int argc, char** argv) {
       if (!new_publish(*conn, subject.c_str(), "hello from the new pattern"))
         rc = 1;
     }
-    natsConnection_Flush(conn->get());  // one round trip for all of them, not one per call
+    natsConnection_Flush(conn->get()); // one round trip for all of them, not one per call
 
     // Asking again is cheap: the same pooled connection comes back.
     t0 = clock_type::now();
@@ -200,13 +201,12 @@ int main(int argc, char** argv) {
           s = natsConnection_Flush(l->get());
         std::printf("  new: lease #%llu (%.2f ms): publish + flush on an exclusive pooled "
                     "connection: %s; leases active: %llu\n",
-                    static_cast<unsigned long long>(l->id()), ms_since(t0),
-                    natsStatus_GetText(s), pool_active());
+                    static_cast<unsigned long long>(l->id()), ms_since(t0), natsStatus_GetText(s),
+                    pool_active());
         rc = s == NATS_OK ? rc : 1;
       }
-    }  // the lease goes back to the pool here
-    std::printf("  new: lease returned by leaving its scope; leases active: %llu\n",
-                pool_active());
+    } // the lease goes back to the pool here
+    std::printf("  new: lease returned by leaving its scope; leases active: %llu\n", pool_active());
 
     // 5. the message path: no nats.c at the call site, and it works across restarts.
     auto echo = sys.spawn(responder, svc.actor());
@@ -216,7 +216,7 @@ int main(int argc, char** argv) {
     } else {
       std::printf("  new: subscribe('demo.echo', responder actor) -> subscription %llu\n",
                   static_cast<unsigned long long>(*id));
-      old_request(url, "demo.echo", "ping (old)");  // the same responder, the old way
+      old_request(url, "demo.echo", "ping (old)"); // the same responder, the old way
       for (int i = 1; i <= 3; ++i) {
         t0 = clock_type::now();
         auto reply = svc.request({"demo.echo", "ping " + std::to_string(i) + " (new)", {}},
@@ -244,7 +244,7 @@ int main(int argc, char** argv) {
         const char* subjects[] = {"demo.js.>"};
         sc.Subjects = subjects;
         sc.SubjectsLen = 1;
-        js_AddStream(nullptr, h.get(), &sc, nullptr, nullptr);  // "exists" is fine too
+        js_AddStream(nullptr, h.get(), &sc, nullptr, nullptr); // "exists" is fine too
       });
       auto ack = svc.js_publish({"demo.js.order", "{\"order\":1}", {}});
       if (ack)
@@ -254,7 +254,7 @@ int main(int argc, char** argv) {
         std::printf("  new: js_publish failed: %s\n", natsvisor::describe(ack.error()).c_str());
       rc = ack ? rc : 1;
     }
-    caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);  // its subscription ends too
+    caf::anon_send_exit(echo, caf::exit_reason::user_shutdown); // its subscription ends too
 
     if (auto st = svc.status(); st)
       for (auto& u : *st)

@@ -48,7 +48,7 @@ using mkstream_atom = caf::atom_constant<caf::atom("mkstream")>;
 constexpr const char* stream_name = "WORK";
 constexpr const char* stream_subjects = "work.>";
 constexpr const char* durable_name = "workers";
-constexpr size_t publish_window = 16;  ///< js_publish requests in flight at most
+constexpr size_t publish_window = 16; ///< js_publish requests in flight at most
 
 // The order in which services were cleaned up (written by actors, read by main).
 std::mutex stop_mtx;
@@ -66,9 +66,9 @@ void record_stop(const std::string& who, const std::string& what) {
 caf::behavior stream_maker(caf::event_based_actor* self, natsvisor::jetstream_handle js) {
   return {
     [self, js](mkstream_atom) -> caf::result<void> {
-      self->quit();  // one job; the answer is still delivered
+      self->quit(); // one job; the answer is still delivered
       auto r = natsvisor_examples::ensure_stream(js.get(), stream_name, stream_subjects);
-      if (!r.ok())  // "already exists" is fine
+      if (!r.ok()) // "already exists" is fine
         return natsvisor::from_status(r.status, natsvisor::errc::jetstream_error, js.url(),
                                       "js_AddStream " + std::string{stream_name} + " (err_code "
                                         + std::to_string(static_cast<int>(r.jerr)) + ")");
@@ -81,10 +81,10 @@ caf::behavior stream_maker(caf::event_based_actor* self, natsvisor::jetstream_ha
 // -- the producer service ----------------------------------------------------------------------
 
 struct producer_state {
-  caf::actor conn;  ///< the connection service, handed over by the manager
-  std::string run;  ///< tags this run's jobs
+  caf::actor conn; ///< the connection service, handed over by the manager
+  std::string run; ///< tags this run's jobs
   int total = 0;
-  int next = 1;     ///< next job to publish
+  int next = 1; ///< next job to publish
   size_t in_flight = 0;
   uint64_t acked = 0;
   uint64_t duplicates = 0;
@@ -137,13 +137,14 @@ caf::behavior producer(producer_actor* self, std::string run) {
         .then(
           [self, rp, fail](caf::actor conn) mutable {
             self->state.conn = conn;
-            natsvisor::request_jetstream(self, conn).then(
-              [self, rp, fail](natsvisor::jetstream_handle& js) mutable {
-                auto helper = self->spawn<caf::detached>(stream_maker, js);
-                self->request(helper, 30s, mkstream_atom::value)
-                  .then([rp]() mutable { rp.deliver(caf::unit); }, fail);
-              },
-              fail);
+            natsvisor::request_jetstream(self, conn)
+              .then(
+                [self, rp, fail](natsvisor::jetstream_handle& js) mutable {
+                  auto helper = self->spawn<caf::detached>(stream_maker, js);
+                  self->request(helper, 30s, mkstream_atom::value)
+                    .then([rp]() mutable { rp.deliver(caf::unit); }, fail);
+                },
+                fail);
           },
           fail);
       return rp;
@@ -172,11 +173,11 @@ caf::behavior producer(producer_actor* self, std::string run) {
 
 struct worker_state {
   caf::actor consumer;
-  std::string prefix;  ///< "work.<run>.": jobs of this run
+  std::string prefix; ///< "work.<run>.": jobs of this run
   std::set<std::string> jobs;
   uint64_t messages = 0;
   uint64_t batches = 0;
-  uint64_t stale = 0;  ///< messages of earlier runs left in the stream
+  uint64_t stale = 0; ///< messages of earlier runs left in the stream
   static inline const char* name = "example.worker";
 };
 
@@ -229,10 +230,11 @@ caf::behavior worker(worker_actor* self, std::string run) {
     [self](natsvisor::svc_clean_atom) {
       auto& st = self->state;
       self->send_exit(st.consumer, caf::exit_reason::user_shutdown);
-      record_stop("worker", "worker: cleanup, pull consumer stopped (" + std::to_string(st.jobs.size())
-                              + " distinct jobs in " + std::to_string(st.messages) + " messages, "
-                              + std::to_string(st.batches) + " batches, "
-                              + std::to_string(st.stale) + " from earlier runs)");
+      record_stop("worker", "worker: cleanup, pull consumer stopped ("
+                              + std::to_string(st.jobs.size()) + " distinct jobs in "
+                              + std::to_string(st.messages) + " messages, "
+                              + std::to_string(st.batches) + " batches, " + std::to_string(st.stale)
+                              + " from earlier runs)");
     },
   };
 }
@@ -271,12 +273,12 @@ int main(int argc, char** argv) {
               natsvisor::redact(url).c_str(), run.c_str());
 
   std::vector<natsvisor::service_definition> defs{
-    {"worker", [run](caf::actor_system& sys, const natsvisor::settings&) {
-       return sys.spawn(worker, run);
-     }, true},
-    {"producer", [run](caf::actor_system& sys, const natsvisor::settings&) {
-       return sys.spawn(producer, run);
-     }, true},
+    {"worker",
+     [run](caf::actor_system& sys, const natsvisor::settings&) { return sys.spawn(worker, run); },
+     true},
+    {"producer",
+     [run](caf::actor_system& sys, const natsvisor::settings&) { return sys.spawn(producer, run); },
+     true},
   };
 
   bool ok = false;
@@ -331,9 +333,9 @@ int main(int argc, char** argv) {
   if (watcher) {
     caf::scoped_actor self{sys};
     self->monitor(watcher);
-    self->receive([](caf::down_msg&) {}, caf::after(5s) >> [] {
-      std::printf("  (the connection service did not exit within 5 s)\n");
-    });
+    self->receive([](caf::down_msg&) {},
+                  caf::after(5s) >>
+                    [] { std::printf("  (the connection service did not exit within 5 s)\n"); });
   }
   std::string order;
   for (auto& name : stop_order)

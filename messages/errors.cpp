@@ -48,8 +48,8 @@ caf::error from_status(natsStatus s, errc fallback, const std::string& url,
   detail += natsStatus_GetText(s);
   natsStatus last = NATS_OK;
   // nats_GetLastError is per thread: it describes the call that just failed on this thread.
-  if (const char* text = nats_GetLastError(&last); text != nullptr && *text != '\0'
-                                                   && detail.find(text) == std::string::npos) {
+  if (const char* text = nats_GetLastError(&last);
+      text != nullptr && *text != '\0' && detail.find(text) == std::string::npos) {
     detail += " (";
     detail += text;
     detail += ")";

@@ -15,22 +15,22 @@ namespace natsvisor {
 /// and the URL with any user, password or token redacted.
 enum class errc : uint8_t {
   none = 0,
-  invalid_url,            ///< the URL (or one server of a list) cannot be parsed
-  connect_failed,         ///< nats.c refused to create the connection
-  timeout,                ///< a deadline passed before the request could be answered
-  connection_closed,      ///< nats.c closed the connection for good, or it was closed on request
-  gave_up,                ///< the supervisor stopped restarting this URL
-  pool_exhausted,         ///< no pooled connection became free in time
-  jetstream_unavailable,  ///< the server has no JetStream (or it could not be reached)
-  invalid_subject,        ///< a subject nats.c or the server rejects
-  payload_too_large,      ///< above the server's max_payload
-  unknown_service,        ///< the service manager knows no service of that name
-  invalid_config,         ///< a configuration value is missing, malformed or out of range
-  service_stopped,        ///< the service was shut down while the request was pending
-  nats_error,             ///< any other nats.c failure (the detail names it)
-  no_responders,          ///< a request reached no subscriber
-  no_stream,              ///< a JetStream publish to a subject no stream captures
-  jetstream_error,        ///< JetStream refused a publish (the detail has its error code)
+  invalid_url,           ///< the URL (or one server of a list) cannot be parsed
+  connect_failed,        ///< nats.c refused to create the connection
+  timeout,               ///< a deadline passed before the request could be answered
+  connection_closed,     ///< nats.c closed the connection for good, or it was closed on request
+  gave_up,               ///< the supervisor stopped restarting this URL
+  pool_exhausted,        ///< no pooled connection became free in time
+  jetstream_unavailable, ///< the server has no JetStream (or it could not be reached)
+  invalid_subject,       ///< a subject nats.c or the server rejects
+  payload_too_large,     ///< above the server's max_payload
+  unknown_service,       ///< the service manager knows no service of that name
+  invalid_config,        ///< a configuration value is missing, malformed or out of range
+  service_stopped,       ///< the service was shut down while the request was pending
+  nats_error,            ///< any other nats.c failure (the detail names it)
+  no_responders,         ///< a request reached no subscriber
+  no_stream,             ///< a JetStream publish to a subject no stream captures
+  jetstream_error,       ///< JetStream refused a publish (the detail has its error code)
 };
 
 /// The category atom of natsvisor's errors (at most 10 characters, as CAF 0.17 requires).

@@ -43,9 +43,7 @@ struct jetstream_core {
 /// Sending to a stopped service does nothing.
 struct release_guard {
   explicit release_guard(std::function<void()> f) : on_release(std::move(f)) {}
-  ~release_guard() {
-    fire();
-  }
+  ~release_guard() { fire(); }
   release_guard(const release_guard&) = delete;
   release_guard& operator=(const release_guard&) = delete;
   void fire() noexcept {
@@ -62,7 +60,7 @@ struct release_guard {
 /// replaced or closed, `closed()` is true and nats.c calls fail with NATS_CONNECTION_CLOSED:
 /// ask the service again for a fresh one.
 class connection_handle {
-public:
+ public:
   connection_handle() = default;
   connection_handle(std::shared_ptr<detail::connection_core> core, std::string url,
                     uint64_t generation)
@@ -84,7 +82,7 @@ public:
     return f(caf::meta::type_name("connection_handle"), x.url_, x.generation_);
   }
 
-private:
+ private:
   std::shared_ptr<detail::connection_core> core_;
   std::string url_;
   uint64_t generation_ = 0;
@@ -92,7 +90,7 @@ private:
 
 /// A copyable value sharing ownership of a JetStream context and of the connection under it.
 class jetstream_handle {
-public:
+ public:
   jetstream_handle() = default;
   jetstream_handle(std::shared_ptr<detail::jetstream_core> core, std::string url,
                    uint64_t generation)
@@ -114,7 +112,7 @@ public:
     return f(caf::meta::type_name("jetstream_handle"), x.url_, x.generation_);
   }
 
-private:
+ private:
   std::shared_ptr<detail::jetstream_core> core_;
   std::string url_;
   uint64_t generation_ = 0;
@@ -125,7 +123,7 @@ private:
 /// scope ends. Copies share one registration.
 template <class Handle>
 class basic_scope {
-public:
+ public:
   basic_scope() = default;
   basic_scope(Handle h, std::shared_ptr<detail::release_guard> g)
     : handle_(std::move(h)), guard_(std::move(g)) {}
@@ -146,7 +144,7 @@ public:
     return f(caf::meta::type_name("scope"), x.handle_);
   }
 
-private:
+ private:
   Handle handle_;
   std::shared_ptr<detail::release_guard> guard_;
 };
@@ -158,7 +156,7 @@ using jetstream_scope = basic_scope<jetstream_handle>;
 /// copy, returns it to the pool, from any thread; returning twice, or after the service
 /// stopped, is harmless. Copies share one loan: keep one owner.
 class lease {
-public:
+ public:
   lease() = default;
   lease(connection_handle h, uint64_t id, std::shared_ptr<detail::release_guard> g)
     : handle_(std::move(h)), id_(id), guard_(std::move(g)) {}
@@ -182,7 +180,7 @@ public:
     return f(caf::meta::type_name("lease"), x.handle_, x.id_);
   }
 
-private:
+ private:
   connection_handle handle_;
   uint64_t id_ = 0;
   std::shared_ptr<detail::release_guard> guard_;

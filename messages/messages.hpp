@@ -8,6 +8,7 @@
 #include "messages/handles.hpp"
 #include "messages/types.hpp"
 
+// clang-format off
 CAF_BEGIN_TYPE_ID_BLOCK(natsvisor, caf::first_custom_type_id)
 
   CAF_ADD_TYPE_ID(natsvisor, (natsvisor::connection_state))
@@ -89,3 +90,4 @@ CAF_BEGIN_TYPE_ID_BLOCK(natsvisor, caf::first_custom_type_id)
   CAF_ADD_ATOM(natsvisor, natsvisor, svc_ready_atom, "svc_ready")
 
 CAF_END_TYPE_ID_BLOCK(natsvisor)
+// clang-format on

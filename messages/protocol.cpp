@@ -14,8 +14,8 @@ bool valid_subject(std::string_view subject, bool wildcards) {
   size_t start = 0;
   for (;;) {
     auto dot = subject.find('.', start);
-    auto token = subject.substr(start, dot == std::string_view::npos ? std::string_view::npos
-                                                                      : dot - start);
+    auto token
+      = subject.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
     if (token.empty())
       return false;
     for (unsigned char c : token)

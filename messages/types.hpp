@@ -8,34 +8,36 @@
 
 #include "caf/meta/type_name.hpp"
 #include "caf/timespan.hpp"
+#include "caf/timestamp.hpp"
 
 namespace natsvisor {
 
 /// The life of one URL's connection as the supervisor sees it.
 enum class connection_state : uint8_t {
-  connecting,    ///< a connection actor exists and waits for its first connect
-  connected,     ///< usable
-  reconnecting,  ///< nats.c lost the server and reconnects inside the same connection
-  restarting,    ///< the connection actor failed; the supervisor waits to start a fresh one
-  gave_up,       ///< the supervisor stopped restarting; requests fail with gave_up until reset
-  closed,        ///< closed on request (close_connection or shutdown)
+  connecting,   ///< a connection actor exists and waits for its first connect
+  connected,    ///< usable
+  reconnecting, ///< nats.c lost the server and reconnects inside the same connection
+  restarting,   ///< the connection actor failed; the supervisor waits to start a fresh one
+  gave_up,      ///< the supervisor stopped restarting; requests fail with gave_up until reset
+  closed,       ///< closed on request (close_connection or shutdown)
 };
 
 const char* to_string(connection_state x);
 
 /// Sent to watchers whenever a URL's connection changes state.
 struct state_changed {
-  std::string url;  ///< redacted: never carries a user, password or token
+  std::string url; ///< redacted: never carries a user, password or token
   connection_state state = connection_state::connecting;
-  uint64_t generation = 0;  ///< which connection actor (1 for the first, +1 per restart)
-  std::string detail;       ///< why (nats.c's text, the give-up reason, ...), may be empty
-  uint32_t slot = 0;        ///< 0: the URL's shared connection; 1..: a lease pool slot
+  uint64_t generation = 0; ///< which connection actor (1 for the first, +1 per restart)
+  std::string detail;      ///< why (nats.c's text, the give-up reason, ...), may be empty
+  uint32_t slot = 0;       ///< 0: the URL's shared connection; 1..: a lease pool slot
+  caf::timestamp at;       ///< when the supervisor saw the change (not when a watcher reads it)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, state_changed& x) {
-  return f(caf::meta::type_name("state_changed"), x.url, x.state, x.generation, x.detail,
-           x.slot);
+  return f(caf::meta::type_name("state_changed"), x.url, x.state, x.generation, x.detail, x.slot,
+           x.at);
 }
 
 /// The answer to a health check: a real round trip to the server, or why there was none.
@@ -49,21 +51,20 @@ struct health_result {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, health_result& x) {
-  return f(caf::meta::type_name("health_result"), x.url, x.healthy, x.rtt, x.generation,
-           x.detail);
+  return f(caf::meta::type_name("health_result"), x.url, x.healthy, x.rtt, x.generation, x.detail);
 }
 
 /// Lease pool counters of one URL.
 struct pool_status {
-  uint64_t size = 0;      ///< pooled connections that exist now
-  uint64_t active = 0;    ///< leased
-  uint64_t idle = 0;      ///< connected and free
-  uint64_t waiting = 0;   ///< lease requests queued now
-  uint64_t waits = 0;     ///< lease requests that had to queue, ever
-  uint64_t timeouts = 0;  ///< lease requests that ended in pool_exhausted
-  uint64_t created = 0;   ///< pooled connection actors started (restarts included)
-  uint64_t closed = 0;    ///< pooled connection actors that ended
-  uint64_t leaks = 0;     ///< leases reported as held past leak_threshold
+  uint64_t size = 0;     ///< pooled connections that exist now
+  uint64_t active = 0;   ///< leased
+  uint64_t idle = 0;     ///< connected and free
+  uint64_t waiting = 0;  ///< lease requests queued now
+  uint64_t waits = 0;    ///< lease requests that had to queue, ever
+  uint64_t timeouts = 0; ///< lease requests that ended in pool_exhausted
+  uint64_t created = 0;  ///< pooled connection actors started (restarts included)
+  uint64_t closed = 0;   ///< pooled connection actors that ended
+  uint64_t leaks = 0;    ///< leases reported as held past leak_threshold
 };
 
 template <class Inspector>
@@ -77,7 +78,7 @@ struct url_status {
   std::string url;
   connection_state state = connection_state::connecting;
   uint64_t generation = 0;
-  uint64_t restarts = 0;    ///< connection actors started after the first
+  uint64_t restarts = 0; ///< connection actors started after the first
   /// nats.c's own reconnects, summed over all generations. nats.c also counts the retries of
   /// a first connect made while the server was down.
   uint64_t reconnects = 0;
@@ -86,18 +87,18 @@ struct url_status {
   uint64_t out_msgs = 0;
   uint64_t in_bytes = 0;
   uint64_t out_bytes = 0;
-  uint64_t parked = 0;         ///< requests waiting for the connection to come up
-  uint64_t active_scopes = 0;  ///< connection/JetStream scopes not yet released
-  uint64_t subscriptions = 0;  ///< message-path subscriptions (kept across restarts)
-  std::string last_error;      ///< of the shared connection; kept after recovery
-  pool_status pool;            ///< the lease pool of this URL
+  uint64_t parked = 0;        ///< requests waiting for the connection to come up
+  uint64_t active_scopes = 0; ///< connection/JetStream scopes not yet released
+  uint64_t subscriptions = 0; ///< message-path subscriptions (kept across restarts)
+  std::string last_error;     ///< of the shared connection; kept after recovery
+  pool_status pool;           ///< the lease pool of this URL
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, url_status& x) {
   return f(caf::meta::type_name("url_status"), x.url, x.state, x.generation, x.restarts,
-           x.reconnects, x.in_msgs, x.out_msgs, x.in_bytes, x.out_bytes, x.parked,
-           x.active_scopes, x.subscriptions, x.last_error, x.pool);
+           x.reconnects, x.in_msgs, x.out_msgs, x.in_bytes, x.out_bytes, x.parked, x.active_scopes,
+           x.subscriptions, x.last_error, x.pool);
 }
 
 using status_report = std::vector<url_status>;
@@ -108,7 +109,7 @@ using header_list = std::vector<std::pair<std::string, std::string>>;
 /// A message to publish through the message path.
 struct outgoing {
   std::string subject;
-  std::string payload;  ///< bytes
+  std::string payload; ///< bytes
   header_list headers;
 };
 
@@ -121,8 +122,8 @@ typename Inspector::result_type inspect(Inspector& f, outgoing& x) {
 /// batch costs two allocations however many messages it holds, and its subject is checked once.
 struct packed_batch {
   std::string subject;
-  std::string data;             ///< the payloads, back to back
-  std::vector<uint32_t> sizes;  ///< one per message
+  std::string data;            ///< the payloads, back to back
+  std::vector<uint32_t> sizes; ///< one per message
 
   void add(std::string_view payload) {
     data.append(payload.data(), payload.size());
@@ -140,10 +141,10 @@ typename Inspector::result_type inspect(Inspector& f, packed_batch& x) {
 /// and the reply to a request.
 struct nats_message {
   std::string subject;
-  std::string reply;    ///< empty when the sender expects no reply
+  std::string reply; ///< empty when the sender expects no reply
   header_list headers;
-  std::string payload;  ///< bytes
-  uint64_t subscription = 0;  ///< the id subscribe() returned; 0 for replies
+  std::string payload;       ///< bytes
+  uint64_t subscription = 0; ///< the id subscribe() returned; 0 for replies
 };
 
 template <class Inspector>
@@ -166,9 +167,9 @@ typename Inspector::result_type inspect(Inspector& f, js_ack& x) {
 
 /// Sent to watchers when a lease is held past leak_threshold.
 struct lease_leaked {
-  std::string url;  ///< redacted
+  std::string url; ///< redacted
   uint64_t lease = 0;
-  std::string holder;  ///< the holder actor's id and name
+  std::string holder; ///< the holder actor's id and name
   caf::timespan held{0};
 };
 

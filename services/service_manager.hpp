@@ -164,11 +164,11 @@ caf::expected<caf::actor> spawn_service_manager(caf::actor_system& sys, settings
 
 /// Thrown by the service_manager constructor; `error()` is the reason.
 class service_error : public std::runtime_error {
-public:
+ public:
   explicit service_error(caf::error err);
   const caf::error& error() const noexcept { return err_; }
 
-private:
+ private:
   caf::error err_;
 };
 
@@ -178,7 +178,7 @@ private:
 /// first. Event-based actors use `actor()` with request_service instead, and
 /// must not call these blocking functions.
 class service_manager {
-public:
+ public:
   /// Registers `defs` plus the connection service (first, lazy) unless `defs`
   /// names one "connection", and waits until the eager services are started.
   /// Throws service_error for invalid definitions or a failed eager service
@@ -204,7 +204,7 @@ public:
   /// gone; idempotent.
   void stop();
 
-private:
+ private:
   caf::actor_system& sys_;
   settings cfg_;
   size_t service_count_ = 0;

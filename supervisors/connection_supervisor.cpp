@@ -27,10 +27,8 @@ int64_t ms(caf::timespan t) {
 failure_kind classify(const caf::error& reason) {
   switch (code_of(reason)) {
     case errc::invalid_url:
-    case errc::invalid_config:
-      return failure_kind::permanent;
-    default:
-      return failure_kind::transient;
+    case errc::invalid_config: return failure_kind::permanent;
+    default: return failure_kind::transient;
   }
 }
 
@@ -51,7 +49,7 @@ bool is_up(const connection_slot& s) {
 void notify(supervisor_type* self, const url_entry& e, connection_slot& s, connection_state state,
             std::string detail = {}) {
   s.state = state;
-  state_changed ev{e.url, state, s.generation, std::move(detail), s.index};
+  state_changed ev{e.url, state, s.generation, std::move(detail), s.index, caf::make_timestamp()};
   for (auto& w : self->state.watchers)
     self->send(w, ev);
 }
@@ -92,12 +90,8 @@ void answer(supervisor_type* self, url_entry& e, request_kind kind, caf::respons
     return guard([sup, key = e.key] { caf::anon_send(sup, scope_end_atom_v, key); });
   };
   switch (kind) {
-    case request_kind::connection:
-      rp.deliver(s.conn);
-      break;
-    case request_kind::connection_scope:
-      rp.deliver(connection_scope{s.conn, scope_guard()});
-      break;
+    case request_kind::connection: rp.deliver(s.conn); break;
+    case request_kind::connection_scope: rp.deliver(connection_scope{s.conn, scope_guard()}); break;
     case request_kind::jetstream:
     case request_kind::jetstream_scope:
       if (!s.js_problem.empty() || !s.js)
@@ -198,9 +192,8 @@ caf::response_promise serve(supervisor_type* self, request_kind kind, const std:
 bool all_pool_gave_up(supervisor_type* self, const url_entry& e) {
   if (e.pool.size() < static_cast<size_t>(self->state.cfg->connection_pool_size))
     return false;
-  return std::all_of(e.pool.begin(), e.pool.end(), [](const connection_slot& s) {
-    return s.state == connection_state::gave_up;
-  });
+  return std::all_of(e.pool.begin(), e.pool.end(),
+                     [](const connection_slot& s) { return s.state == connection_state::gave_up; });
 }
 
 connection_slot* idle_slot(url_entry& e) {
@@ -221,8 +214,7 @@ void grant(supervisor_type* self, url_entry& e, connection_slot& s, lease_waiter
     caf::anon_send(sup, lease_end_atom_v, key, index, id);
   };
   w.promise.deliver(lease{s.conn, id, guard(release)});
-  self->delayed_send(self, self->state.cfg->leak_threshold, leak_check_atom_v, e.key, s.index,
-                     id);
+  self->delayed_send(self, self->state.cfg->leak_threshold, leak_check_atom_v, e.key, s.index, id);
 }
 
 // Starts pooled connections for waiters that no starting slot will serve, up to the pool size.
@@ -380,8 +372,8 @@ void on_child_down(supervisor_type* self, url_entry& e, connection_slot& s,
   auto d = decide(st.cfg->policy, s.history, classify(reason), s.last_error, now, draw);
   if (auto restart = std::get_if<decision::restart_after>(&d)) {
     s.history.record_restart(now, st.cfg->policy);
-    log().warn("connection to {} ({}) failed (generation {}): {}; restart {}/{} in {} ms",
-               e.url, slot_name(s), s.generation, s.last_error, restart->attempt,
+    log().warn("connection to {} ({}) failed (generation {}): {}; restart {}/{} in {} ms", e.url,
+               slot_name(s), s.generation, s.last_error, restart->attempt,
                st.cfg->policy.max_attempts, ms(restart->delay));
     notify(self, e, s, connection_state::restarting,
            "restart " + std::to_string(restart->attempt) + " in "
@@ -390,8 +382,8 @@ void on_child_down(supervisor_type* self, url_entry& e, connection_slot& s,
     return;
   }
   s.give_up_reason = std::get<decision::give_up>(d).reason;
-  log().error("giving up on {} ({}): {}; last error: {}", e.url, slot_name(s),
-              s.give_up_reason, s.last_error);
+  log().error("giving up on {} ({}): {}; last error: {}", e.url, slot_name(s), s.give_up_reason,
+              s.last_error);
   notify(self, e, s, connection_state::gave_up, s.give_up_reason);
   auto err = gave_up_error(e, s);
   if (s.index == 0)
@@ -399,7 +391,7 @@ void on_child_down(supervisor_type* self, url_entry& e, connection_slot& s,
   if (s.index > 0 && all_pool_gave_up(self, e))
     fail_waiters(e, err);
   if (st.cfg->escalate_on_give_up)
-    shut_down(self, err);  // answers everything still waiting, then exits with the error
+    shut_down(self, err); // answers everything still waiting, then exits with the error
 }
 
 void shut_down(supervisor_type* self, const caf::error& reason) {
@@ -416,8 +408,7 @@ void shut_down(supervisor_type* self, const caf::error& reason) {
 }
 
 // The entry and slot whose current connection actor sent this message; null when stale.
-std::pair<url_entry*, connection_slot*> slot_of_sender(supervisor_type* self,
-                                                       uint64_t generation) {
+std::pair<url_entry*, connection_slot*> slot_of_sender(supervisor_type* self, uint64_t generation) {
   auto sender = self->current_sender();
   if (!sender)
     return {nullptr, nullptr};
@@ -464,8 +455,8 @@ url_status status_of(supervisor_type* self, const url_entry& e) {
   out.last_error = s.last_error;
   auto stats = self->state.stats;
   if (s.conn && stats != nullptr && natsConnection_GetStats(s.conn.get(), stats) == NATS_OK)
-    natsStatistics_GetCounts(stats, &out.in_msgs, &out.in_bytes, &out.out_msgs,
-                             &out.out_bytes, &out.reconnects);
+    natsStatistics_GetCounts(stats, &out.in_msgs, &out.in_bytes, &out.out_msgs, &out.out_bytes,
+                             &out.reconnects);
   out.in_msgs += s.retired.in_msgs;
   out.in_bytes += s.retired.in_bytes;
   out.out_msgs += s.retired.out_msgs;
@@ -485,8 +476,8 @@ url_status status_of(supervisor_type* self, const url_entry& e) {
 }
 
 // Rejects a subject before anything is sent, so a bad one never reaches the server.
-caf::error check_subject(supervisor_type* self, const std::string& url,
-                         const std::string& subject, bool wildcards) {
+caf::error check_subject(supervisor_type* self, const std::string& url, const std::string& subject,
+                         bool wildcards) {
   if (valid_subject(subject, wildcards))
     return caf::none;
   auto& key = url.empty() ? self->state.cfg->nats_url : url;
@@ -566,9 +557,7 @@ caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const
     [self](js_scope_atom, const std::string& url) {
       return serve(self, request_kind::jetstream_scope, url);
     },
-    [self](health_atom, const std::string& url) {
-      return serve(self, request_kind::health, url);
-    },
+    [self](health_atom, const std::string& url) { return serve(self, request_kind::health, url); },
     [self](scope_end_atom, const std::string& key) {
       if (auto* e = find_entry(self, key); e && e->active_scopes > 0)
         --e->active_scopes;
@@ -581,7 +570,7 @@ caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const
       auto* e = find_entry(self, key);
       auto* s = e ? slot_at(*e, index) : nullptr;
       if (!s || s->lease != id)
-        return;  // returned twice, or a stale loan: harmless
+        return; // returned twice, or a stale loan: harmless
       s->lease = 0;
       s->holder.clear();
       dispatch(self, *e);
@@ -600,12 +589,12 @@ caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const
       ++e.counters.timeouts;
       auto leased = std::count_if(e.pool.begin(), e.pool.end(),
                                   [](const connection_slot& s) { return s.lease != 0; });
-      detail::deliver_error(rp, make_error(errc::pool_exhausted,
-                            "no pooled connection became free in time ("
-                              + std::to_string(leased) + " of "
-                              + std::to_string(self->state.cfg->connection_pool_size)
-                              + " leased)",
-                            e.url));
+      detail::deliver_error(
+        rp,
+        make_error(errc::pool_exhausted,
+                   "no pooled connection became free in time (" + std::to_string(leased) + " of "
+                     + std::to_string(self->state.cfg->connection_pool_size) + " leased)",
+                   e.url));
     },
     [self](leak_check_atom, const std::string& key, uint32_t index, uint64_t id) {
       auto* found = find_entry(self, key);
@@ -617,8 +606,8 @@ caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const
         return;
       ++e.counters.leaks;
       auto held = caf::make_timestamp() - s->leased_at;
-      log().warn("lease {} of {} held by {} for {} ms (leak_threshold {} ms)", id, e.url,
-                 s->holder, ms(held), ms(self->state.cfg->leak_threshold));
+      log().warn("lease {} of {} held by {} for {} ms (leak_threshold {} ms)", id, e.url, s->holder,
+                 ms(held), ms(self->state.cfg->leak_threshold));
       lease_leaked ev{e.url, id, s->holder, held};
       for (auto& w : self->state.watchers)
         self->send(w, ev);
@@ -650,14 +639,14 @@ caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const
         return refused(self, std::move(err));
       return forward(self, url, js_pub_atom_v, std::move(m), timeout);
     },
-    [self](sub_atom, const std::string& url, const std::string& subject,
-           const std::string& queue, const caf::actor& subscriber) {
+    [self](sub_atom, const std::string& url, const std::string& subject, const std::string& queue,
+           const caf::actor& subscriber) {
       if (auto err = check_subject(self, url, subject, true))
         return refused(self, std::move(err));
-      if (!queue.empty() && !valid_subject(queue, false))  // a queue name is one plain token
-        return refused(self, make_error(errc::invalid_subject,
-                                        "invalid queue group '" + queue + "'",
-                                        redact(url.empty() ? self->state.cfg->nats_url : url)));
+      if (!queue.empty() && !valid_subject(queue, false)) // a queue name is one plain token
+        return refused(self,
+                       make_error(errc::invalid_subject, "invalid queue group '" + queue + "'",
+                                  redact(url.empty() ? self->state.cfg->nats_url : url)));
       if (!subscriber)
         return refused(self, make_error(errc::nats_error, "no subscriber actor", redact(url)));
       auto entry = entry_for(self, url);
@@ -670,7 +659,7 @@ caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const
       ensure_shared(self, e);
       auto rp = self->make_response_promise();
       if (!is_up(e.shared)) {
-        rp.deliver(id);  // kept: subscribed as soon as the connection is up
+        rp.deliver(id); // kept: subscribed as soon as the connection is up
         return rp;
       }
       self->request(e.shared.child, caf::infinite, sub_atom_v, id, subject, queue, subscriber)
@@ -697,7 +686,7 @@ caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const
       auto& st = self->state;
       auto it = st.urls.find(url.empty() ? st.cfg->nats_url : url);
       if (it == st.urls.end())
-        rp.deliver(caf::unit);  // nothing open: closing is already done
+        rp.deliver(caf::unit); // nothing open: closing is already done
       else
         close_entry(self, it->second, [rp]() mutable { rp.deliver(caf::unit); });
       return rp;

@@ -24,28 +24,35 @@
 namespace natsvisor {
 
 /// What a parked request asked for: answered when the URL's shared connection comes up.
-enum class request_kind { connection, jetstream, health, connection_scope, jetstream_scope, forward };
+enum class request_kind {
+  connection,
+  jetstream,
+  health,
+  connection_scope,
+  jetstream_scope,
+  forward
+};
 
 struct parked_request {
   uint64_t id = 0;
   request_kind kind = request_kind::connection;
   caf::response_promise promise;
-  caf::message forward;  ///< for request_kind::forward: what the connection actor will serve
+  caf::message forward; ///< for request_kind::forward: what the connection actor will serve
 };
 
 /// One supervised connection of a URL: the shared one (index 0) or a pool slot (1..size).
 struct connection_slot {
   uint32_t index = 0;
-  caf::actor child;  ///< null while restarting, given up or closed
+  caf::actor child; ///< null while restarting, given up or closed
   uint64_t generation = 0;
   connection_state state = connection_state::closed;
-  connection_handle conn;  ///< valid while connected or reconnecting
-  jetstream_handle js;     ///< this generation's context
-  std::string js_problem;  ///< why JetStream is unavailable, if it is
+  connection_handle conn; ///< valid while connected or reconnecting
+  jetstream_handle js;    ///< this generation's context
+  std::string js_problem; ///< why JetStream is unavailable, if it is
   failure_history history;
-  bool closing = false;  ///< closed on request: its exit is no failure
+  bool closing = false; ///< closed on request: its exit is no failure
   uint64_t restarts = 0;
-  std::string last_error;  ///< without URL (the entry names it)
+  std::string last_error; ///< without URL (the entry names it)
   /// Traffic of the generations that ended, so status() counts the URL's whole life.
   struct traffic {
     uint64_t in_msgs = 0, in_bytes = 0, out_msgs = 0, out_bytes = 0, reconnects = 0;
@@ -74,17 +81,17 @@ struct subscription_record {
 
 /// The supervisor's knowledge of one URL: the durable state that outlives connection actors.
 struct url_entry {
-  std::string key;  ///< the URL as given; may hold credentials, never logged
-  std::string url;  ///< redacted
+  std::string key; ///< the URL as given; may hold credentials, never logged
+  std::string url; ///< redacted
   connection_slot shared;
-  std::vector<connection_slot> pool;  ///< pool[i] has index i + 1
-  bool closing = false;  ///< close_connection in progress: nothing new starts
+  std::vector<connection_slot> pool; ///< pool[i] has index i + 1
+  bool closing = false;              ///< close_connection in progress: nothing new starts
   std::vector<parked_request> parked;
-  std::deque<lease_waiter> waiters;  ///< FIFO
+  std::deque<lease_waiter> waiters; ///< FIFO
   std::map<uint64_t, subscription_record> subscriptions;
-  std::vector<std::function<void()>> on_closed;  ///< run when every slot has stopped
+  std::vector<std::function<void()>> on_closed; ///< run when every slot has stopped
   uint64_t active_scopes = 0;
-  pool_status counters;  ///< the cumulative counters; the rest is computed in status()
+  pool_status counters; ///< the cumulative counters; the rest is computed in status()
 };
 
 struct supervisor_state {
@@ -94,7 +101,7 @@ struct supervisor_state {
   /// Each live connection actor -> its URL's key and slot index.
   std::map<caf::actor_addr, std::pair<std::string, uint32_t>> children;
   std::vector<caf::actor> watchers;
-  uint64_t next_id = 0;  ///< parked requests, leases, waiters and subscriptions
+  uint64_t next_id = 0; ///< parked requests, leases, waiters and subscriptions
   std::mt19937_64 rng{std::random_device{}()};
   natsStatistics* stats = nullptr;
 

@@ -28,8 +28,7 @@ double jitter_of(const restart_policy& p) {
 }
 
 caf::timespan to_timespan(double ns) {
-  constexpr auto max_ns = static_cast<double>(
-    std::numeric_limits<ns_rep>::max() / 2);
+  constexpr auto max_ns = static_cast<double>(std::numeric_limits<ns_rep>::max() / 2);
   ns = std::clamp(ns, 0.0, max_ns);
   return caf::timespan{static_cast<ns_rep>(std::llround(ns))};
 }
@@ -56,8 +55,7 @@ caf::timespan restart_policy::delay_for(int attempt, double draw) const {
   auto j = jitter_of(*this);
   auto scaled = nominal_ns(*this, attempt) * (1.0 + j * (2.0 * draw - 1.0));
   // Rounding must not push a capped delay past the documented bound.
-  auto upper = static_cast<double>(std::max(max_delay.count(), ns_rep{0}))
-               * (1.0 + j);
+  auto upper = static_cast<double>(std::max(max_delay.count(), ns_rep{0})) * (1.0 + j);
   return to_timespan(std::min(scaled, upper));
 }
 
@@ -80,17 +78,14 @@ void failure_history::record_up(caf::timestamp now) {
   up_since = now;
 }
 
-void failure_history::record_restart(caf::timestamp now,
-                                     const restart_policy& p) {
+void failure_history::record_restart(caf::timestamp now, const restart_policy& p) {
   attempt = attempts_in_episode(now, p.stable_period) + 1;
   restarts.push_back(now);
   // Not just popping the front: the system clock may have jumped backwards,
   // leaving the deque out of order.
   auto horizon = now - p.window;
   restarts.erase(std::remove_if(restarts.begin(), restarts.end(),
-                                [horizon](caf::timestamp t) {
-                                  return t < horizon;
-                                }),
+                                [horizon](caf::timestamp t) { return t < horizon; }),
                  restarts.end());
   up_since.reset();
 }
@@ -101,24 +96,20 @@ void failure_history::reset() {
   up_since.reset();
 }
 
-int failure_history::attempts_in_episode(caf::timestamp now,
-                                         caf::timespan stable_period) const {
+int failure_history::attempts_in_episode(caf::timestamp now, caf::timespan stable_period) const {
   if (up_since && now - *up_since >= stable_period)
     return 0;
   return attempt;
 }
 
-int failure_history::restarts_within(caf::timestamp now,
-                                     caf::timespan window) const {
+int failure_history::restarts_within(caf::timestamp now, caf::timespan window) const {
   auto horizon = now - window;
-  return static_cast<int>(
-    std::count_if(restarts.begin(), restarts.end(),
-                  [horizon](caf::timestamp t) { return t >= horizon; }));
+  return static_cast<int>(std::count_if(restarts.begin(), restarts.end(),
+                                        [horizon](caf::timestamp t) { return t >= horizon; }));
 }
 
-restart_decision decide(const restart_policy& p, const failure_history& h,
-                        failure_kind kind, std::string_view detail,
-                        caf::timestamp now, double draw) {
+restart_decision decide(const restart_policy& p, const failure_history& h, failure_kind kind,
+                        std::string_view detail, caf::timestamp now, double draw) {
   if (kind == failure_kind::permanent) {
     std::string reason = "permanent failure";
     if (!detail.empty()) {
@@ -129,9 +120,9 @@ restart_decision decide(const restart_policy& p, const failure_history& h,
   }
   auto attempt = h.attempts_in_episode(now, p.stable_period);
   if (attempt >= p.max_attempts) {
-    auto reason = std::to_string(p.max_attempts)
-                  + (p.max_attempts == 1 ? " restart attempt exhausted"
-                                         : " restart attempts exhausted");
+    auto reason
+      = std::to_string(p.max_attempts)
+        + (p.max_attempts == 1 ? " restart attempt exhausted" : " restart attempts exhausted");
     return decision::give_up{std::move(reason)};
   }
   // The history may have been pruned at an earlier time, so count here.

@@ -103,8 +103,7 @@ struct failure_history {
   /// The number of restarts in the episode a failure at `now` belongs to:
   /// 0 if the connection had been up for at least `stable_period`, `attempt`
   /// otherwise.
-  int attempts_in_episode(caf::timestamp now,
-                          caf::timespan stable_period) const;
+  int attempts_in_episode(caf::timestamp now, caf::timespan stable_period) const;
 
   /// The number of recorded restarts at or after `now - window`, i.e. those
   /// that count toward `restart_policy::max_restarts`.
@@ -131,8 +130,7 @@ struct give_up {
 } // namespace decision
 
 /// The outcome of `decide`.
-using restart_decision
-  = std::variant<decision::restart_after, decision::give_up>;
+using restart_decision = std::variant<decision::restart_after, decision::give_up>;
 
 /// Pure: what follows a child's failure at `now`. If the connection had been
 /// up for at least `stable_period` before failing, the episode starts over
@@ -143,8 +141,7 @@ using restart_decision
 /// before `now` still count; the window is not reset by a stable period).
 /// Otherwise restarts after `delay_for(attempt + 1, draw)`. Does not modify
 /// `h`: call `h.record_restart(now, p)` when acting on a restart.
-restart_decision decide(const restart_policy& p, const failure_history& h,
-                        failure_kind kind, std::string_view detail,
-                        caf::timestamp now, double draw);
+restart_decision decide(const restart_policy& p, const failure_history& h, failure_kind kind,
+                        std::string_view detail, caf::timestamp now, double draw);
 
 } // namespace natsvisor

@@ -48,17 +48,18 @@ TEST_CASE("defaults keep the original service's keys and values", "[config]") {
 }
 
 TEST_CASE("values are read with units, plain seconds and command-line strings", "[config]") {
-  auto s = parse_settings(group({{"nats_url", caf::config_value{std::string{"nats://a:1,nats://b:2"}}},
-                                 {"connection_pool_size", caf::config_value{int64_t{4}}},
-                                 {"connection_timeout", caf::config_value{caf::timespan{250ms}}},
-                                 {"reconnect_delay", caf::config_value{int64_t{3}}},
-                                 {"backoff_cap", caf::config_value{std::string{"1.5min"}}},
-                                 {"backoff_multiplier", caf::config_value{std::string{"1.5"}}},
-                                 {"max_reconnect_attempts", caf::config_value{std::string{"7"}}},
-                                 {"nats_send_asap", caf::config_value{std::string{"true"}}},
-                                 {"urls", caf::config_value{caf::config_value::list{
-                                            caf::config_value{std::string{"nats://c:3"}}}}}}),
-                          no_env);
+  auto s
+    = parse_settings(group({{"nats_url", caf::config_value{std::string{"nats://a:1,nats://b:2"}}},
+                            {"connection_pool_size", caf::config_value{int64_t{4}}},
+                            {"connection_timeout", caf::config_value{caf::timespan{250ms}}},
+                            {"reconnect_delay", caf::config_value{int64_t{3}}},
+                            {"backoff_cap", caf::config_value{std::string{"1.5min"}}},
+                            {"backoff_multiplier", caf::config_value{std::string{"1.5"}}},
+                            {"max_reconnect_attempts", caf::config_value{std::string{"7"}}},
+                            {"nats_send_asap", caf::config_value{std::string{"true"}}},
+                            {"urls", caf::config_value{caf::config_value::list{
+                                       caf::config_value{std::string{"nats://c:3"}}}}}}),
+                     no_env);
   REQUIRE(s);
   CHECK(s->nats_url == "nats://a:1,nats://b:2");
   CHECK(s->connection_pool_size == 4);
@@ -116,7 +117,8 @@ TEST_CASE("NATS_URL from the environment applies only when the key is absent", "
 }
 
 TEST_CASE("a malformed NATS_URL is rejected without showing its password", "[config][bad-input]") {
-  auto s = parse_settings(caf::settings{}, env_of({{"NATS_URL", "nats://bob:s3cret@host:notaport"}}));
+  auto s
+    = parse_settings(caf::settings{}, env_of({{"NATS_URL", "nats://bob:s3cret@host:notaport"}}));
   REQUIRE_FALSE(s);
   CHECK(code_of(s.error()) == errc::invalid_config);
   CHECK_THAT(describe(s.error()), Catch::Contains("NATS_URL"));
@@ -126,8 +128,8 @@ TEST_CASE("a malformed NATS_URL is rejected without showing its password", "[con
 TEST_CASE("the command line is parsed by CAF and validated by natsvisor", "[config]") {
   SECTION("valid values") {
     natsvisor::config cfg;
-    const char* argv[] = {"prog", "--natsvisor.connection_pool_size=3",
-                          "--natsvisor.reconnect_delay=250ms"};
+    const char* argv[]
+      = {"prog", "--natsvisor.connection_pool_size=3", "--natsvisor.reconnect_delay=250ms"};
     REQUIRE_FALSE(cfg.parse(3, const_cast<char**>(argv)));
     auto s = parse_settings(cfg, no_env);
     REQUIRE(s);
@@ -155,7 +157,7 @@ TEST_CASE("every documented default is itself accepted", "[config]") {
   for (auto& k : keys) {
     std::string value = k.default_value;
     if (value == "[]" || value == "\"\"")
-      continue;  // lists and empty strings: nothing to give on a command line
+      continue; // lists and empty strings: nothing to give on a command line
     INFO("key " << k.key << " = " << value);
     CHECK(parse_settings(group({{k.key, caf::config_value{value}}}), no_env));
   }

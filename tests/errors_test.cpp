@@ -10,7 +10,8 @@ TEST_CASE("credentials are redacted from URLs and server lists", "[bad-input]") 
   CHECK(redact("nats://bob:s3cret@host:4222") == "nats://***@host:4222");
   CHECK(redact("nats://tok3n@host") == "nats://***@host");
   CHECK(redact("nats://a:p@ss@host:1") == "nats://***@host:1");
-  CHECK(redact("nats://u:p@a:1,nats://b:2,tls://t@c:3") == "nats://***@a:1,nats://b:2,tls://***@c:3");
+  CHECK(redact("nats://u:p@a:1,nats://b:2,tls://t@c:3")
+        == "nats://***@a:1,nats://b:2,tls://***@c:3");
   CHECK(redact("garbage:pw@x") == "***@x");
   // A ',' inside a password does not expose the rest of it.
   CHECK(redact("nats://alice:pa,ss@host:1") == "nats://***@host:1");
@@ -29,10 +30,10 @@ TEST_CASE("URLs and server lists are validated", "[bad-input]") {
   auto list = parse_servers("nats://a:1, nats://b:2");
   REQUIRE(list);
   CHECK(list->size() == 2);
-  for (auto bad : {"", "   ", "localhost:4222", "http://host:1", "nats://", "nats://host:",
-                   "nats://host:0", "nats://host:70000", "nats://host:12ab", "nats://ho st:1",
-                   "nats://a:1,,nats://b:2", "nats://@host:1", "nats://[::1:4222",
-                   "nats://h$st:1"}) {
+  for (auto bad :
+       {"", "   ", "localhost:4222", "http://host:1", "nats://", "nats://host:", "nats://host:0",
+        "nats://host:70000", "nats://host:12ab", "nats://ho st:1", "nats://a:1,,nats://b:2",
+        "nats://@host:1", "nats://[::1:4222", "nats://h$st:1"}) {
     INFO("URL: " << bad);
     auto r = parse_servers(bad);
     REQUIRE_FALSE(r);

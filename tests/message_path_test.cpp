@@ -26,8 +26,8 @@ outgoing msg(std::string subject, std::string payload, header_list headers = {})
 std::optional<nats_message> next_message(caf::scoped_actor& self, caf::timespan deadline = 5s) {
   std::optional<nats_message> got;
   self->receive([&](nats_message& m) { got = std::move(m); },
-                caf::after(std::chrono::duration_cast<std::chrono::milliseconds>(deadline))
-                  >> [] { /* nop: nothing arrived */ });
+                caf::after(std::chrono::duration_cast<std::chrono::milliseconds>(deadline)) >>
+                  [] { /* nop: nothing arrived */ });
   return got;
 }
 
@@ -213,7 +213,7 @@ TEST_CASE("unsubscribe and a dead subscriber end the subscription", "[message][s
     caf::scoped_actor mortal{f.sys};
     REQUIRE(f.svc->subscribe("gone.y", mortal));
     CHECK(f.status_of(server.url())->subscriptions == 1);
-  }  // the subscriber dies here
+  } // the subscriber dies here
   CHECK(eventually([&] { return f.status_of(server.url())->subscriptions == 0; }));
   // The server sees the UNSUB: a request on the subject now finds no responder.
   CHECK(eventually([&] {
@@ -236,7 +236,7 @@ TEST_CASE("bad subjects and oversized payloads are typed errors", "[message][bad
   auto bad_sub = f.svc->subscribe("a.>.b", sub);
   REQUIRE_FALSE(bad_sub);
   CHECK(code_of(bad_sub.error()) == errc::invalid_subject);
-  REQUIRE(f.svc->get_connection());  // connected: the server's max_payload is known
+  REQUIRE(f.svc->get_connection()); // connected: the server's max_payload is known
   auto big = f.svc->publish(msg("big.x", std::string(2048, 'x')));
   CHECK(code_of(big) == errc::payload_too_large);
   std::vector<outgoing> batch{msg("ok.x", "1"), msg("bad subject", "2")};
@@ -358,8 +358,8 @@ TEST_CASE("closing a connection answers requests in flight with connection_close
   service_fixture f{fast_settings(server.url())};
   caf::scoped_actor silent{f.sys};
   REQUIRE(f.svc->subscribe("svc.silent", silent));
-  auto pending = std::async(std::launch::async,
-                            [&] { return f.svc->request(msg("svc.silent", "x"), 10s); });
+  auto pending
+    = std::async(std::launch::async, [&] { return f.svc->request(msg("svc.silent", "x"), 10s); });
   // The request is out once the silent subscriber got it.
   REQUIRE(next_message(silent));
   auto start = std::chrono::steady_clock::now();

@@ -56,8 +56,7 @@ TEST_CASE("leases reuse idle connections and create new ones up to the pool size
   CHECK(natsConnection_PublishString(again->get(), "lease.x", "1") == NATS_OK);
 }
 
-TEST_CASE("lease requests wait in FIFO order and time out with pool_exhausted",
-          "[pool][lease]") {
+TEST_CASE("lease requests wait in FIFO order and time out with pool_exhausted", "[pool][lease]") {
   nats_server server;
   service_fixture f{pool_settings(server.url(), 1)};
   auto held = f.svc->lease();
@@ -73,7 +72,7 @@ TEST_CASE("lease requests wait in FIFO order and time out with pool_exhausted",
             std::lock_guard<std::mutex> guard{mx};
             order.push_back(n);
           }
-          l.release();  // hand it on to the next waiter
+          l.release(); // hand it on to the next waiter
         });
       });
     };
@@ -115,9 +114,9 @@ TEST_CASE("a lease returned from another thread, or twice, is harmless", "[pool]
   REQUIRE(l);
   auto copy = *l;
   SECTION("dropping every copy returns it") {
-    std::thread other{[moved = std::move(*l)]() mutable { (void) moved; }};
+    std::thread other{[moved = std::move(*l)]() mutable { (void)moved; }};
     other.join();
-    CHECK(pool_of(f, server.url()).active == 1);  // the copy still holds the loan
+    CHECK(pool_of(f, server.url()).active == 1); // the copy still holds the loan
     copy = lease{};
   }
   SECTION("release on any copy returns it for all, once") {

@@ -34,8 +34,7 @@ restart_policy without_jitter() {
 restart_after expect_restart(const restart_decision& d) {
   const auto* r = std::get_if<restart_after>(&d);
   INFO("expected a restart, got: "
-       << (std::holds_alternative<give_up>(d) ? std::get<give_up>(d).reason
-                                              : std::string{}));
+       << (std::holds_alternative<give_up>(d) ? std::get<give_up>(d).reason : std::string{}));
   REQUIRE(r != nullptr);
   return *r;
 }
@@ -50,10 +49,8 @@ std::string expect_give_up(const restart_decision& d) {
 
 /// Decides on a transient failure at `now` and, like the supervisor, records
 /// the restart when one is decided.
-restart_decision fail_transient(const restart_policy& p, failure_history& h,
-                                caf::timestamp now) {
-  auto d = decide(p, h, failure_kind::transient, "connection refused", now,
-                  0.5);
+restart_decision fail_transient(const restart_policy& p, failure_history& h, caf::timestamp now) {
+  auto d = decide(p, h, failure_kind::transient, "connection refused", now, 0.5);
   if (std::holds_alternative<restart_after>(d))
     h.record_restart(now, p);
   return d;
@@ -81,8 +78,7 @@ TEST_CASE("an attempt number below 1 gets the base delay", "[policy]") {
   CHECK(p.delay_for(-3, 0.5) == 2s);
 }
 
-TEST_CASE("a draw of 0 shortens the delay by the jitter fraction",
-          "[policy]") {
+TEST_CASE("a draw of 0 shortens the delay by the jitter fraction", "[policy]") {
   restart_policy p;
   CHECK(p.delay_for(1, 0.0) == 1600ms);
   CHECK(p.delay_for(4, 0.0) == 12800ms);
@@ -106,8 +102,7 @@ TEST_CASE("a draw just below 1 lengthens the delay by the jitter fraction "
   CHECK(p.delay_for(50, almost_one) == 36s);
 }
 
-TEST_CASE("draws outside the unit interval are clamped into it",
-          "[policy]") {
+TEST_CASE("draws outside the unit interval are clamped into it", "[policy]") {
   restart_policy p;
   CHECK(p.delay_for(1, -1.0) == 1600ms);
   CHECK(p.delay_for(1, 1.0) == 2400ms);
@@ -135,8 +130,7 @@ TEST_CASE("delays are never negative and never above max_delay times one "
   CHECK(p.delay_for(12, 1.0) == 80s);
 }
 
-TEST_CASE("zero jitter makes the delay independent of the draw",
-          "[policy]") {
+TEST_CASE("zero jitter makes the delay independent of the draw", "[policy]") {
   auto p = without_jitter();
   for (int attempt = 1; attempt <= 6; ++attempt) {
     INFO("attempt " << attempt);
@@ -157,8 +151,7 @@ TEST_CASE("multiplier 1 gives a constant delay", "[policy]") {
   }
 }
 
-TEST_CASE("a zero base delay restarts immediately at every attempt",
-          "[policy]") {
+TEST_CASE("a zero base delay restarts immediately at every attempt", "[policy]") {
   restart_policy p;
   p.base_delay = 0s;
   CHECK(p.delay_for(1, almost_one) == 0s);
@@ -170,8 +163,7 @@ TEST_CASE("the first transient failure restarts after the base delay as "
           "[policy]") {
   restart_policy p;
   failure_history h;
-  auto r = expect_restart(
-    decide(p, h, failure_kind::transient, "connection refused", t0, 0.0));
+  auto r = expect_restart(decide(p, h, failure_kind::transient, "connection refused", t0, 0.0));
   CHECK(r.attempt == 1);
   CHECK(r.delay == 1600ms);
   // Deciding alone must leave the history to the supervisor.
@@ -179,15 +171,13 @@ TEST_CASE("the first transient failure restarts after the base delay as "
   CHECK(h.restarts.empty());
 }
 
-TEST_CASE("successive failures back off and number their attempts",
-          "[policy]") {
+TEST_CASE("successive failures back off and number their attempts", "[policy]") {
   auto p = without_jitter();
   failure_history h;
   auto now = t0;
-  for (auto [attempt, delay] :
-       {std::pair{1, caf::timespan{2s}}, std::pair{2, caf::timespan{4s}},
-        std::pair{3, caf::timespan{8s}}, std::pair{4, caf::timespan{16s}},
-        std::pair{5, caf::timespan{30s}}}) {
+  for (auto [attempt, delay] : {std::pair{1, caf::timespan{2s}}, std::pair{2, caf::timespan{4s}},
+                                std::pair{3, caf::timespan{8s}}, std::pair{4, caf::timespan{16s}},
+                                std::pair{5, caf::timespan{30s}}}) {
     INFO("attempt " << attempt);
     auto r = expect_restart(fail_transient(p, h, now));
     CHECK(r.attempt == attempt);
@@ -208,8 +198,7 @@ TEST_CASE("gives up after max_attempts restarts with a reason naming the "
     expect_restart(fail_transient(p, h, now));
     now += 40s; // spread out, so that only max_attempts can be the limit
   }
-  CHECK(expect_give_up(fail_transient(p, h, now))
-        == "5 restart attempts exhausted");
+  CHECK(expect_give_up(fail_transient(p, h, now)) == "5 restart attempts exhausted");
   CHECK(h.attempt == 5);
 }
 
@@ -218,19 +207,15 @@ TEST_CASE("a single allowed attempt is named in the singular", "[policy]") {
   p.max_attempts = 1;
   failure_history h;
   expect_restart(fail_transient(p, h, t0));
-  CHECK(expect_give_up(fail_transient(p, h, t0 + 10s))
-        == "1 restart attempt exhausted");
+  CHECK(expect_give_up(fail_transient(p, h, t0 + 10s)) == "1 restart attempt exhausted");
 }
 
-TEST_CASE("a permanent failure gives up immediately with its detail",
-          "[policy]") {
+TEST_CASE("a permanent failure gives up immediately with its detail", "[policy]") {
   restart_policy p;
   failure_history h;
-  CHECK(expect_give_up(decide(p, h, failure_kind::permanent,
-                              "authorization violation", t0, 0.5))
+  CHECK(expect_give_up(decide(p, h, failure_kind::permanent, "authorization violation", t0, 0.5))
         == "permanent failure: authorization violation");
-  CHECK(expect_give_up(decide(p, h, failure_kind::permanent, "", t0, 0.5))
-        == "permanent failure");
+  CHECK(expect_give_up(decide(p, h, failure_kind::permanent, "", t0, 0.5)) == "permanent failure");
 }
 
 TEST_CASE("a permanent failure gives up even when a stable connection ended "
@@ -239,8 +224,7 @@ TEST_CASE("a permanent failure gives up even when a stable connection ended "
   restart_policy p;
   failure_history h;
   h.record_up(t0);
-  CHECK(expect_give_up(decide(p, h, failure_kind::permanent, "bad url",
-                              t0 + 1h, 0.5))
+  CHECK(expect_give_up(decide(p, h, failure_kind::permanent, "bad url", t0 + 1h, 0.5))
         == "permanent failure: bad url");
 }
 
@@ -254,13 +238,11 @@ TEST_CASE("max_restarts within the window gives up even though attempts "
   expect_restart(fail_transient(p, h, t0));
   expect_restart(fail_transient(p, h, t0 + 1s));
   expect_restart(fail_transient(p, h, t0 + 2s));
-  CHECK(expect_give_up(fail_transient(p, h, t0 + 3s))
-        == "3 restarts within 60s");
+  CHECK(expect_give_up(fail_transient(p, h, t0 + 3s)) == "3 restarts within 60s");
   CHECK(h.attempt == 3);
 }
 
-TEST_CASE("restarts older than the window do not count toward max_restarts",
-          "[policy]") {
+TEST_CASE("restarts older than the window do not count toward max_restarts", "[policy]") {
   restart_policy p;
   p.max_attempts = 1000;
   p.max_restarts = 3;
@@ -269,8 +251,7 @@ TEST_CASE("restarts older than the window do not count toward max_restarts",
   h.record_restart(t0 + 10s, p);
   h.record_restart(t0 + 20s, p);
   SECTION("a restart exactly one window old still counts") {
-    CHECK(expect_give_up(fail_transient(p, h, t0 + 60s))
-          == "3 restarts within 60s");
+    CHECK(expect_give_up(fail_transient(p, h, t0 + 60s)) == "3 restarts within 60s");
   }
   SECTION("a restart one nanosecond older than the window no longer counts") {
     auto r = expect_restart(fail_transient(p, h, t0 + 60s + 1ns));
@@ -278,8 +259,7 @@ TEST_CASE("restarts older than the window do not count toward max_restarts",
   }
   SECTION("the limit applies again once the window fills up") {
     expect_restart(fail_transient(p, h, t0 + 61s));
-    CHECK(expect_give_up(fail_transient(p, h, t0 + 62s))
-          == "3 restarts within 60s");
+    CHECK(expect_give_up(fail_transient(p, h, t0 + 62s)) == "3 restarts within 60s");
   }
 }
 
@@ -291,8 +271,7 @@ TEST_CASE("the reason names a window that is not a whole number of seconds "
   p.window = 1500ms;
   failure_history h;
   expect_restart(fail_transient(p, h, t0));
-  CHECK(expect_give_up(fail_transient(p, h, t0 + 1s))
-        == "1 restart within 1500ms");
+  CHECK(expect_give_up(fail_transient(p, h, t0 + 1s)) == "1 restart within 1500ms");
 }
 
 TEST_CASE("record_restart drops restarts older than the window", "[policy]") {
@@ -309,8 +288,7 @@ TEST_CASE("record_restart drops restarts older than the window", "[policy]") {
   CHECK(h.attempt == 4);
 }
 
-TEST_CASE("a connection up for the stable period starts a new episode",
-          "[policy]") {
+TEST_CASE("a connection up for the stable period starts a new episode", "[policy]") {
   auto p = without_jitter();
   failure_history h;
   auto now = t0;
@@ -320,8 +298,7 @@ TEST_CASE("a connection up for the stable period starts a new episode",
   }
   h.record_up(now);
   auto failed_at = now + 30s;
-  auto r = expect_restart(
-    decide(p, h, failure_kind::transient, "connection lost", failed_at, 0.5));
+  auto r = expect_restart(decide(p, h, failure_kind::transient, "connection lost", failed_at, 0.5));
   CHECK(r.attempt == 1);
   CHECK(r.delay == 2s);
   h.record_restart(failed_at, p);
@@ -338,8 +315,7 @@ TEST_CASE("a connection up for less than the stable period continues the "
   expect_restart(fail_transient(p, h, t0 + 10s));
   h.record_up(t0 + 20s);
   auto failed_at = t0 + 50s - 1ns;
-  auto r = expect_restart(
-    decide(p, h, failure_kind::transient, "connection lost", failed_at, 0.5));
+  auto r = expect_restart(decide(p, h, failure_kind::transient, "connection lost", failed_at, 0.5));
   CHECK(r.attempt == 3);
   CHECK(r.delay == 8s);
   h.record_restart(failed_at, p);
@@ -357,8 +333,7 @@ TEST_CASE("a stable period does not reset the restart window", "[policy]") {
   expect_restart(fail_transient(p, h, t0 + 10s));
   CHECK(h.attempt == 1);
   h.record_up(t0 + 11s);
-  CHECK(expect_give_up(fail_transient(p, h, t0 + 20s))
-        == "2 restarts within 60s");
+  CHECK(expect_give_up(fail_transient(p, h, t0 + 20s)) == "2 restarts within 60s");
 }
 
 TEST_CASE("reset revives a URL that was given up on", "[policy]") {

@@ -143,7 +143,7 @@ TEST_CASE("health_check reports a real round trip", "[supervisor]") {
 
 TEST_CASE("eagerly configured URLs connect before the first request", "[supervisor]") {
   nats_server server;
-  auto s = fast_settings("nats://127.0.0.1:1");  // default URL unused
+  auto s = fast_settings("nats://127.0.0.1:1"); // default URL unused
   s.urls = {server.url()};
   service_fixture f{s};
   REQUIRE(eventually([&] { return server.connection_count() == 1; }));
@@ -175,7 +175,7 @@ TEST_CASE("a JetStream publish through the handle is acknowledged", "[jetstream]
   jsPubAck_Destroy(ack);
   auto same = f.svc->get_jetstream();
   REQUIRE(same);
-  CHECK(same->get() == js->get());  // cached for the generation
+  CHECK(same->get() == js->get()); // cached for the generation
 }
 
 TEST_CASE("a server without JetStream gives jetstream_unavailable", "[jetstream][bad-input]") {
@@ -232,8 +232,8 @@ TEST_CASE("scopes release on normal exit and on an exception", "[scope]") {
   }
   SECTION("a scope that cannot be had reports the error and runs nothing") {
     bool ran = false;
-    auto err = f.svc->with_connection([&](const connection_handle&) { ran = true; },
-                                      "nats://bad url");
+    auto err
+      = f.svc->with_connection([&](const connection_handle&) { ran = true; }, "nats://bad url");
     CHECK(code_of(err) == errc::invalid_url);
     CHECK_FALSE(ran);
   }
@@ -242,8 +242,8 @@ TEST_CASE("scopes release on normal exit and on an exception", "[scope]") {
 TEST_CASE("malformed URLs give invalid_url and create no connection", "[bad-input]") {
   nats_server server;
   service_fixture f{fast_settings(server.url())};
-  for (auto bad : {"", "not a url", "nats://host:99999", "http://127.0.0.1:4222",
-                   "nats://user:pw@:1"}) {
+  for (auto bad :
+       {"", "not a url", "nats://host:99999", "http://127.0.0.1:4222", "nats://user:pw@:1"}) {
     INFO("URL: " << bad);
     auto h = f.svc->get_connection(bad[0] == '\0' ? std::string{" "} : std::string{bad});
     REQUIRE_FALSE(h);
@@ -257,7 +257,7 @@ TEST_CASE("malformed URLs give invalid_url and create no connection", "[bad-inpu
 
 TEST_CASE("an unreachable port gives a typed error at the deadline and leaks nothing",
           "[bad-input][supervisor]") {
-  auto port = nats_server::free_port();  // nothing listens there
+  auto port = nats_server::free_port(); // nothing listens there
   auto url = "nats://127.0.0.1:" + std::to_string(port);
   auto s = fast_settings(url);
   s.request_timeout = 1s;

@@ -148,8 +148,7 @@ int json_int_field(const std::string& json, const std::string& key) {
     return -1;
   ++pos;
   while (pos < json.size()
-         && (json[pos] == ' ' || json[pos] == '\t' || json[pos] == '\n'
-             || json[pos] == '\r'))
+         && (json[pos] == ' ' || json[pos] == '\t' || json[pos] == '\n' || json[pos] == '\r'))
     ++pos;
   if (pos >= json.size() || json[pos] < '0' || json[pos] > '9')
     return -1;
@@ -199,8 +198,7 @@ bool port_bindable(int port) {
   int one = 1;
   ::setsockopt(sock.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   auto addr = loopback(port);
-  return ::bind(sock.fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr))
-         == 0;
+  return ::bind(sock.fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
 }
 
 /// Non-blocking reap. True if `pid` has exited (and is now reaped).
@@ -222,8 +220,7 @@ void blocking_reap(pid_t pid) {
 
 } // namespace
 
-bool eventually(const std::function<bool()>& pred,
-                std::chrono::milliseconds deadline) {
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds deadline) {
   auto until = clock_type::now() + deadline;
   for (;;) {
     if (pred())
@@ -237,8 +234,7 @@ bool eventually(const std::function<bool()>& pred,
 nats_server::nats_server(server_options opts) : opts_(opts) {
   char templ[] = "/tmp/natsvisor-nats-XXXXXX";
   if (::mkdtemp(templ) == nullptr)
-    throw std::system_error(errno, std::generic_category(),
-                            "nats_server: mkdtemp failed");
+    throw std::system_error(errno, std::generic_category(), "nats_server: mkdtemp failed");
   temp_dir_ = templ;
   // The constructor may throw below; the destructor would not run then.
   try {
@@ -306,8 +302,7 @@ bool nats_server::running() const {
   siginfo_t info{};
   int rc;
   do {
-    rc = ::waitid(P_PID, static_cast<id_t>(pid_), &info,
-                  WEXITED | WNOHANG | WNOWAIT);
+    rc = ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT);
   } while (rc < 0 && errno == EINTR);
   if (rc < 0)
     return false;
@@ -324,12 +319,10 @@ void nats_server::start() {
     pid_ = -1;
   }
   if (!port_bindable(port_))
-    throw std::runtime_error("nats_server::start: client port "
-                             + std::to_string(port_)
+    throw std::runtime_error("nats_server::start: client port " + std::to_string(port_)
                              + " is already in use by another process");
   if (!port_bindable(monitor_port_))
-    throw std::runtime_error("nats_server::start: monitoring port "
-                             + std::to_string(monitor_port_)
+    throw std::runtime_error("nats_server::start: monitoring port " + std::to_string(monitor_port_)
                              + " is already in use by another process");
   {
     // Mark the restart in the log so log_tail() shows which run failed.
@@ -366,8 +359,7 @@ void nats_server::start() {
 
   pid_t pid = ::fork();
   if (pid < 0)
-    throw std::system_error(errno, std::generic_category(),
-                            "nats_server::start: fork failed");
+    throw std::system_error(errno, std::generic_category(), "nats_server::start: fork failed");
   if (pid == 0) {
     // Child. Die with the forking thread so a crashing test never orphans the
     // server; re-check the parent to close the race with an already-dead one.
@@ -410,9 +402,8 @@ void nats_server::start() {
 void nats_server::wait_until_ready() {
   auto until = clock_type::now() + startup_deadline;
   auto fail = [&](const std::string& why) {
-    throw std::runtime_error("nats_server: " + why + " (client port "
-                             + std::to_string(port_) + ", monitoring port "
-                             + std::to_string(monitor_port_)
+    throw std::runtime_error("nats_server: " + why + " (client port " + std::to_string(port_)
+                             + ", monitoring port " + std::to_string(monitor_port_)
                              + "); server log tail:\n" + log_tail());
   };
   auto poll = [&](auto&& ready, const char* what) {
@@ -437,8 +428,7 @@ void nats_server::wait_until_ready() {
   poll(
     [&] {
       std::string body;
-      return http_get(monitor_port_, "/connz", body)
-             && body.find(probe_name) == std::string::npos;
+      return http_get(monitor_port_, "/connz", body) && body.find(probe_name) == std::string::npos;
     },
     "the readiness probe connection to disappear from /connz");
 }
@@ -491,8 +481,7 @@ int nats_server::free_port() {
                             "nats_server::free_port: socket failed");
   auto addr = loopback(0);
   if (::bind(sock.fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
-    throw std::system_error(errno, std::generic_category(),
-                            "nats_server::free_port: bind failed");
+    throw std::system_error(errno, std::generic_category(), "nats_server::free_port: bind failed");
   socklen_t len = sizeof(addr);
   if (::getsockname(sock.fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
     throw std::system_error(errno, std::generic_category(),

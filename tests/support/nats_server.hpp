@@ -32,7 +32,7 @@ struct server_options {
 
 /// Owns one `/usr/sbin/nats-server` child process listening on 127.0.0.1.
 class nats_server {
-public:
+ public:
   /// Picks free loopback ports (client + monitoring), creates the temp dir and
   /// starts the server. Returns only once the server completes a
   /// CONNECT/PING/PONG handshake on the client port and answers `/connz` on
@@ -91,7 +91,7 @@ public:
   /// Another process may grab the port before it is used; tests accept that.
   static int free_port();
 
-private:
+ private:
   void wait_until_ready();
   std::string log_tail() const;
 

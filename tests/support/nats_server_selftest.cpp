@@ -29,16 +29,13 @@ bool tcp_accepts(int port) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr))
-            == 0;
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   ::close(fd);
   return ok;
 }
 
 struct connection_deleter {
-  void operator()(natsConnection* nc) const {
-    natsConnection_Destroy(nc);
-  }
+  void operator()(natsConnection* nc) const { natsConnection_Destroy(nc); }
 };
 using connection_ptr = std::unique_ptr<natsConnection, connection_deleter>;
 
@@ -96,8 +93,7 @@ TEST_CASE("fixture counts a nats.c connection", "[fixture]") {
   CHECK(eventually([&] { return server.connection_count() == 0; }));
 }
 
-TEST_CASE("fixture kill refuses connections and start restores them",
-          "[fixture]") {
+TEST_CASE("fixture kill refuses connections and start restores them", "[fixture]") {
   nats_server server;
   const int port = server.port();
   const int monitor_port = server.monitor_port();
@@ -162,8 +158,7 @@ TEST_CASE("fixture start fails clearly when the port is taken", "[fixture]") {
 
 TEST_CASE("eventually returns the last result at the deadline", "[fixture]") {
   int calls = 0;
-  CHECK_FALSE(eventually([&] { return ++calls < 0; },
-                         std::chrono::milliseconds(20)));
+  CHECK_FALSE(eventually([&] { return ++calls < 0; }, std::chrono::milliseconds(20)));
   CHECK(calls >= 2);
   CHECK(eventually([&] { return ++calls > 5; }));
 }

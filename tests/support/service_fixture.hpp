@@ -44,13 +44,10 @@ struct service_fixture {
     svc->watch(watcher);
   }
 
-  ~service_fixture() {
-    svc.reset();
-  }
+  ~service_fixture() { svc.reset(); }
 
   /// Waits until a state_changed with `state` arrives (events before it are kept in `seen`).
-  std::optional<state_changed> await_state(connection_state state,
-                                           caf::timespan deadline = 10s) {
+  std::optional<state_changed> await_state(connection_state state, caf::timespan deadline = 10s) {
     auto until = std::chrono::steady_clock::now() + deadline;
     for (;;) {
       auto left = until - std::chrono::steady_clock::now();
@@ -59,8 +56,7 @@ struct service_fixture {
       std::optional<state_changed> got;
       bool timed_out = false;
       watcher->receive([&](state_changed& ev) { got = std::move(ev); },
-                       caf::after(std::chrono::duration_cast<std::chrono::milliseconds>(left)
-                                  + 1ms)
+                       caf::after(std::chrono::duration_cast<std::chrono::milliseconds>(left) + 1ms)
                          >> [&] { timed_out = true; });
       if (timed_out)
         return std::nullopt;
@@ -82,7 +78,7 @@ struct service_fixture {
     return std::nullopt;
   }
 
-  config cfg;  // must outlive the actor system
+  config cfg; // must outlive the actor system
   caf::actor_system sys;
   std::unique_ptr<connection_service> svc;
   caf::scoped_actor watcher;
