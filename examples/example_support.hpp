@@ -1,13 +1,16 @@
 #pragma once
 
 // Helpers shared by the examples: a timestamped line printer, milliseconds of a timespan, and
-// "make sure this JetStream stream exists". Also pulls in local_server.hpp (the nats-server an
-// example can own). Header-only; everything lives in natsvisor_examples.
+// "make sure this JetStream stream exists", the URL from the command line. Also pulls in
+// local_server.hpp (the nats-server an example can own). Header-only; everything lives in
+// natsvisor_examples.
 
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
+#include <string>
 
 #include <nats/nats.h>
 
@@ -80,6 +83,15 @@ inline stream_result ensure_stream(jsCtx* js, const char* name, const char* subj
   r.status = js_AddStream(&si, js, &cfg, nullptr, &r.jerr);
   jsStreamInfo_Destroy(si);
   return r;
+}
+
+/// The URL an example talks to: its first argument, else $NATS_URL, else the local default.
+inline std::string url_from(int argc, char** argv) {
+  if (argc > 1)
+    return argv[1];
+  if (const char* env = std::getenv("NATS_URL"); env != nullptr && *env != '\0')
+    return env;
+  return "nats://127.0.0.1:4222";
 }
 
 } // namespace natsvisor_examples

@@ -111,11 +111,7 @@ caf::behavior publisher(caf::event_based_actor* self, caf::actor svc, int count)
 }
 
 int main(int argc, char** argv) {
-  std::string url = "nats://127.0.0.1:4222";
-  if (argc > 1)
-    url = argv[1];
-  else if (const char* env = std::getenv("NATS_URL"); env != nullptr && *env != '\0')
-    url = env;
+  std::string url = natsvisor_examples::url_from(argc, argv);
   int count = argc > 2 ? std::atoi(argv[2]) : 5;
   if (count < 1)
     count = 1;

@@ -21,6 +21,7 @@
 #include "caf/all.hpp"
 
 #include "config/url.hpp"
+#include "example_support.hpp"
 #include "api/connection_service.hpp"
 
 namespace {
@@ -96,11 +97,7 @@ caf::behavior responder(caf::event_based_actor* self, caf::actor svc) {
 } // namespace
 
 int main(int argc, char** argv) {
-  std::string url = "nats://127.0.0.1:4222";
-  if (argc > 1)
-    url = argv[1];
-  else if (const char* env = std::getenv("NATS_URL"); env != nullptr && *env != '\0')
-    url = env;
+  std::string url = natsvisor_examples::url_from(argc, argv);
   std::printf("NATS URL: %s\n\n", natsvisor::redact(url).c_str());
 
   std::printf("== OLD pattern: raw nats.c, connect/publish/flush/close per call ==\n");

@@ -252,11 +252,7 @@ caf::behavior observer(caf::event_based_actor* self, caf::actor conn) {
 } // namespace
 
 int main(int argc, char** argv) {
-  std::string url = "nats://127.0.0.1:4222";
-  if (argc > 1)
-    url = argv[1];
-  else if (const char* env = std::getenv("NATS_URL"); env != nullptr && *env != '\0')
-    url = env;
+  std::string url = natsvisor_examples::url_from(argc, argv);
   int n = argc > 2 ? std::atoi(argv[2]) : 100;
   if (n < 1)
     n = 1;
