@@ -90,15 +90,7 @@ TEST_CASE("a server down past nats.c's window is restarted by the supervisor",
   CHECK(fresh_js->get() != nullptr);
   CHECK_FALSE(fresh_js->closed());
   // The re-created JetStream context works on the new connection.
-  jsStreamConfig sc;
-  jsStreamConfig_Init(&sc);
-  sc.Name = "AFTER";
-  const char* subjects[] = {"after.>"};
-  sc.Subjects = subjects;
-  sc.SubjectsLen = 1;
-  jsStreamInfo* si = nullptr;
-  CHECK(js_AddStream(&si, fresh_js->get(), &sc, nullptr, nullptr) == NATS_OK);
-  jsStreamInfo_Destroy(si);
+  CHECK(add_stream(fresh_js->get(), "AFTER", "after.>") == NATS_OK);
   auto st = f.status_of(server.url());
   REQUIRE(st);
   CHECK(st->restarts >= 1);

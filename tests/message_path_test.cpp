@@ -34,16 +34,7 @@ std::optional<nats_message> next_message(caf::scoped_actor& self, caf::timespan 
 void add_stream(service_fixture& f, const char* name, const char* subject) {
   auto js = f.svc->get_jetstream();
   REQUIRE(js);
-  jsStreamConfig sc;
-  jsStreamConfig_Init(&sc);
-  sc.Name = name;
-  const char* subjects[] = {subject};
-  sc.Subjects = subjects;
-  sc.SubjectsLen = 1;
-  sc.Storage = js_FileStorage;
-  jsStreamInfo* si = nullptr;
-  REQUIRE(js_AddStream(&si, js->get(), &sc, nullptr, nullptr) == NATS_OK);
-  jsStreamInfo_Destroy(si);
+  REQUIRE(natsvisor::testing::add_stream(js->get(), name, subject) == NATS_OK);
 }
 
 uint64_t stream_messages(service_fixture& f, const char* name) {

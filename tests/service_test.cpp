@@ -158,15 +158,7 @@ TEST_CASE("a JetStream publish through the handle is acknowledged", "[jetstream]
   auto js = f.svc->get_jetstream();
   REQUIRE(js);
   CHECK(js->generation() == 1);
-  jsStreamConfig sc;
-  jsStreamConfig_Init(&sc);
-  sc.Name = "ORDERS";
-  const char* subjects[] = {"orders.>"};
-  sc.Subjects = subjects;
-  sc.SubjectsLen = 1;
-  jsStreamInfo* si = nullptr;
-  REQUIRE(js_AddStream(&si, js->get(), &sc, nullptr, nullptr) == NATS_OK);
-  jsStreamInfo_Destroy(si);
+  REQUIRE(add_stream(js->get(), "ORDERS", "orders.>") == NATS_OK);
   jsPubAck* ack = nullptr;
   REQUIRE(js_Publish(&ack, js->get(), "orders.new", "o1", 2, nullptr, nullptr) == NATS_OK);
   REQUIRE(ack != nullptr);

@@ -38,6 +38,21 @@ inline settings fast_settings(const std::string& url) {
   return s;
 }
 
+/// Creates a file-backed stream capturing `subject`; returns nats.c's status.
+inline natsStatus add_stream(jsCtx* js, const char* name, const char* subject) {
+  jsStreamConfig sc;
+  jsStreamConfig_Init(&sc);
+  sc.Name = name;
+  const char* subjects[] = {subject};
+  sc.Subjects = subjects;
+  sc.SubjectsLen = 1;
+  sc.Storage = js_FileStorage;
+  jsStreamInfo* si = nullptr;
+  natsStatus s = js_AddStream(&si, js, &sc, nullptr, nullptr);
+  jsStreamInfo_Destroy(si);
+  return s;
+}
+
 struct service_fixture {
   explicit service_fixture(settings s)
     : sys(cfg), svc(std::make_unique<connection_service>(sys, std::move(s))), watcher(sys) {
