@@ -152,38 +152,27 @@ class basic_scope {
 using connection_scope = basic_scope<connection_handle>;
 using jetstream_scope = basic_scope<jetstream_handle>;
 
-/// An exclusive loan of one pooled connection. `release()` on any copy, or destroying the last
-/// copy, returns it to the pool, from any thread; returning twice, or after the service
-/// stopped, is harmless. Copies share one loan: keep one owner.
-class lease {
+/// An exclusive loan of one pooled connection: a scope whose release returns the connection
+/// to the pool. `release()` on any copy, or destroying the last copy, returns it, from any
+/// thread; returning twice, or after the service stopped, is harmless. Copies share one loan
+/// (a copy may still sit in the message that delivered it): keep one owner, and use no copy's
+/// connection after the release.
+class lease : public basic_scope<connection_handle> {
  public:
   lease() = default;
   lease(connection_handle h, uint64_t id, std::shared_ptr<detail::release_guard> g)
-    : handle_(std::move(h)), id_(id), guard_(std::move(g)) {}
+    : basic_scope(std::move(h), std::move(g)), id_(id) {}
 
-  const connection_handle& handle() const noexcept { return handle_; }
-  natsConnection* get() const noexcept { return handle_.get(); }
-  explicit operator bool() const noexcept { return static_cast<bool>(handle_); }
   /// Identifies the loan in logs and leak reports.
   uint64_t id() const noexcept { return id_; }
-  /// Returns the connection to the pool now, for every copy (a copy may still sit in the
-  /// message that delivered the lease): do not use the connection of any copy afterwards.
-  void release() noexcept {
-    if (guard_)
-      guard_->fire();
-    guard_.reset();
-    handle_ = connection_handle{};
-  }
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, lease& x) {
-    return f(caf::meta::type_name("lease"), x.handle_, x.id_);
+    return f(caf::meta::type_name("lease"), static_cast<basic_scope&>(x), x.id_);
   }
 
  private:
-  connection_handle handle_;
   uint64_t id_ = 0;
-  std::shared_ptr<detail::release_guard> guard_;
 };
 
 } // namespace natsvisor
