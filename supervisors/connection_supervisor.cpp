@@ -136,6 +136,12 @@ caf::error gave_up_error(const url_entry& e, const connection_slot& s) {
   return make_error(errc::gave_up, s.give_up_reason + "; last error: " + s.last_error, e.url);
 }
 
+// A parked request or lease waiter by its id; end() once it was answered.
+template <class Container>
+auto find_id(Container& xs, uint64_t id) {
+  return std::find_if(xs.begin(), xs.end(), [id](const auto& x) { return x.id == id; });
+}
+
 // The entry of a timer or release message; null once the URL is gone.
 url_entry* find_entry(supervisor_type* self, const std::string& key) {
   auto it = self->state.urls.find(key);
@@ -580,8 +586,7 @@ caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const
       if (!found)
         return;
       auto& e = *found;
-      auto w = std::find_if(e.waiters.begin(), e.waiters.end(),
-                            [&](const lease_waiter& x) { return x.id == waiter; });
+      auto w = find_id(e.waiters, waiter);
       if (w == e.waiters.end())
         return;
       auto rp = std::move(w->promise);
@@ -786,8 +791,7 @@ caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const
       if (!found)
         return;
       auto& e = *found;
-      auto p = std::find_if(e.parked.begin(), e.parked.end(),
-                            [&](const parked_request& x) { return x.id == id; });
+      auto p = find_id(e.parked, id);
       if (p == e.parked.end())
         return;
       auto detail = "no connection within request_timeout ("
