@@ -96,8 +96,9 @@ std::string jetstream_problem(jsCtx* js, const settings& cfg) {
 connection_actor_state::~connection_actor_state() {
   if (core) {
     // Handles may outlive this actor: closing (not destroying) makes them report closed, and
-    // the last handle destroys the connection.
-    closing = true;
+    // the last handle destroys the connection. This is the only place the actor closes its
+    // connection, so the closed callback it causes finds the actor gone: every `closed` the
+    // actor does handle is nats.c giving up, never an intentional close.
     natsConnection_Close(core->nc);
   }
   // Closed subscriptions deliver nothing more; their closures go with their completion.
@@ -166,8 +167,6 @@ void fail_pending(connection_actor_type* self, const caf::error& err) {
 // Common to both states: the callbacks that do not depend on having been connected.
 void on_closed(connection_actor_type* self, errc code, const std::string& what) {
   auto& st = self->state;
-  if (st.closing)
-    return;
   std::string detail = what;
   if (const char* last = nullptr; natsConnection_GetLastError(st.core->nc, &last) != NATS_OK
                                   && last != nullptr && *last != '\0')

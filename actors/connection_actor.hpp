@@ -27,8 +27,6 @@ struct connection_actor_state {
   caf::actor supervisor;
   std::shared_ptr<const settings> cfg;
   std::shared_ptr<detail::connection_core> core;
-  /// Set before our own close, so that the closed callback it causes is no failure.
-  bool closing = false;
   std::string last_async_error;
 
   // The message path: requests share one reply subscription ("<inbox>.<token>"), so no
