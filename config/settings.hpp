@@ -11,7 +11,7 @@
 #include "caf/settings.hpp"
 #include "caf/timespan.hpp"
 
-#include "supervisors/restart_policy.hpp"
+#include "config/restart_policy.hpp"
 
 namespace natsvisor {
 

@@ -9,6 +9,7 @@ const char* to_string(connection_state x) {
     case connection_state::reconnecting: return "reconnecting";
     case connection_state::restarting: return "restarting";
     case connection_state::gave_up: return "gave_up";
+    case connection_state::closing: return "closing";
     case connection_state::closed: return "closed";
   }
   return "unknown";

@@ -19,7 +19,8 @@ enum class connection_state : uint8_t {
   reconnecting, ///< nats.c lost the server and reconnects inside the same connection
   restarting,   ///< the connection actor failed; the supervisor waits to start a fresh one
   gave_up,      ///< the supervisor stopped restarting; requests fail with gave_up until reset
-  closed,       ///< closed on request (close_connection or shutdown)
+  closing,      ///< close requested: the connection actor is stopping
+  closed,       ///< not started yet, or closed on request (close_connection or shutdown)
 };
 
 const char* to_string(connection_state x);

@@ -373,7 +373,7 @@ void on_child_down(supervisor_type* self, url_entry& e, connection_slot& s,
     return;
   }
   s.last_error = describe(reason, false);
-  auto now = caf::make_timestamp();
+  auto now = steady_clock::now();
   auto draw = std::uniform_real_distribution<double>{0.0, 1.0}(st.rng);
   auto d = decide(st.cfg->policy, s.history, classify(reason), s.last_error, now, draw);
   if (auto restart = std::get_if<decision::restart_after>(&d)) {
@@ -758,7 +758,7 @@ caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const
       s->conn = std::move(conn);
       s->js = std::move(js);
       s->js_problem = std::move(js_problem);
-      s->history.record_up(caf::make_timestamp());
+      s->history.record_up(steady_clock::now());
       notify(self, *e, *s, connection_state::connected,
              s->js_problem.empty() ? std::string{} : "JetStream unavailable: " + s->js_problem);
       on_up(self, *e, *s);
@@ -772,7 +772,7 @@ caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const
       if (state == connection_state::reconnecting)
         s->history.up_since.reset();
       else if (state == connection_state::connected && !s->history.up_since)
-        s->history.record_up(caf::make_timestamp());
+        s->history.record_up(steady_clock::now());
       notify(self, *e, *s, state, std::move(detail));
       if (s->index > 0 && state == connection_state::connected)
         dispatch(self, *e);

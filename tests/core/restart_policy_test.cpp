@@ -20,7 +20,7 @@ using natsvisor::decision::restart_after;
 namespace {
 
 /// An arbitrary fixed point in time, so that tests never read a clock.
-const caf::timestamp t0 = caf::timestamp{} + std::chrono::hours(24 * 365 * 50);
+const natsvisor::steady_time t0 = natsvisor::steady_time{} + std::chrono::hours(24 * 365 * 50);
 
 /// The largest draw a generator producing values in [0, 1) can return.
 const double almost_one = std::nextafter(1.0, 0.0);
@@ -49,7 +49,7 @@ std::string expect_give_up(const restart_decision& d) {
 
 /// Decides on a transient failure at `now` and, like the supervisor, records
 /// the restart when one is decided.
-restart_decision fail_transient(const restart_policy& p, failure_history& h, caf::timestamp now) {
+restart_decision fail_transient(const restart_policy& p, failure_history& h, natsvisor::steady_time now) {
   auto d = decide(p, h, failure_kind::transient, "connection refused", now, 0.5);
   if (std::holds_alternative<restart_after>(d))
     h.record_restart(now, p);

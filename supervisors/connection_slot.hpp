@@ -1,0 +1,195 @@
+#pragma once
+
+// The life of one supervised connection slot (a URL's shared connection, or one lease-pool slot),
+// as a pure state machine: events in, actions out. No actor, no clock, no nats.c, no random
+// generator: the time and the random draw arrive with the events, so every ordering can be
+// driven by hand in a test.
+//
+//                 start                 child_up
+//   ┌────────┐ ─────────► ┌────────────┐ ─────────► ┌───────────┐  disconnected  ┌──────────────┐
+//   │ closed │            │ connecting │            │ connected │ ─────────────► │ reconnecting │
+//   └────────┘ ◄───┐      └────────────┘            └───────────┘ ◄───────────── └──────────────┘
+//        ▲         │            │  ▲                      │          reconnected         │
+//        │      closed          │  │ timer                └──────────┬───────────────────┘
+//        │         │   child_down  │                        child_down (failure)
+//   ┌─────────┐    │            ▼  │                                 ▼
+//   │ closing │    │      ┌────────────┐ ◄──────────────── restart policy: restart_after
+//   └─────────┘    │      │ restarting │
+//     ▲ close      │      └────────────┘ ──── restart policy: give_up ───► ┌─────────┐
+//     │ (a child   └── close (no child: restarting or gave_up) ◄────────── │ gave_up │ ─ reset ─►
+//     │  is alive)                                                         └─────────┘ connecting
+//
+// - At most one child is alive at any time; a child is identified by its generation, and events
+//   of any other generation are stale and ignored.
+// - A close always completes: with a live child it stops it and ends at its child_down; without
+//   one it ends at once. A `start` that arrives while closing is remembered and honoured after
+//   the close completed (close first, then a fresh connection), so the close is never stranded.
+// - A slot up for at least `stable_period` ends its failure episode: its next failure is
+//   restart attempt 1 (credited at the disconnect, which nats.c always reports first).
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "base/time.hpp"
+#include "config/restart_policy.hpp"
+#include "messages/types.hpp"
+#include "supervisors/restart_policy.hpp"
+
+namespace natsvisor {
+
+namespace slot_event {
+
+/// Something needs the connection (a request, a subscription, the configured URL list).
+struct start {};
+
+/// The child of `generation` connected for the first time.
+struct child_up {
+  uint64_t generation;
+  steady_time now;
+};
+
+/// nats.c lost the server of `generation` and reconnects inside the same connection.
+struct disconnected {
+  uint64_t generation;
+  steady_time now;
+};
+
+/// nats.c reconnected `generation`.
+struct reconnected {
+  uint64_t generation;
+  steady_time now;
+};
+
+/// The child of `generation` ended (nats.c gave up, the first connect failed, it crashed, or it
+/// stopped because it was asked to). `detail` says why, without URL; `draw` is a random number in
+/// [0, 1) for the restart jitter.
+struct child_down {
+  uint64_t generation;
+  failure_kind kind;
+  std::string detail;
+  steady_time now;
+  double draw;
+};
+
+/// The restart delay armed for the failure of `generation` elapsed.
+struct timer {
+  uint64_t generation;
+};
+
+/// Close the slot (close_connection, shutdown).
+struct close {};
+
+/// Forget the failure history; revive a slot that gave up.
+struct reset {};
+
+} // namespace slot_event
+
+using slot_input = std::variant<slot_event::start, slot_event::child_up, slot_event::disconnected,
+                                slot_event::reconnected, slot_event::child_down,
+                                slot_event::timer, slot_event::close, slot_event::reset>;
+
+namespace slot_action {
+
+/// Spawn a connection actor for `generation`.
+struct spawn {
+  uint64_t generation;
+};
+
+/// Ask the child of `generation` to close its connection and stop.
+struct stop {
+  uint64_t generation;
+};
+
+/// Send yourself slot_event::timer{generation} after `delay`.
+struct arm_restart {
+  uint64_t generation;
+  caf::timespan delay;
+  int attempt;
+};
+
+/// Tell watchers: the slot is now in `state` (generation: the slot's current one).
+struct notify {
+  connection_state state;
+  std::string detail;
+};
+
+/// The slot became usable (connected): serve what waits for it.
+struct ready {};
+
+/// The slot gave up: fail what waits for it with errc::gave_up and `reason` (the limit that was
+/// hit and the last error). The supervisor escalates here if configured to.
+struct gave_up {
+  std::string reason;
+};
+
+/// A close completed: answer those who asked for it; requests still waiting for this slot fail.
+struct closed {};
+
+} // namespace slot_action
+
+using slot_output = std::variant<slot_action::spawn, slot_action::stop, slot_action::arm_restart,
+                                 slot_action::notify, slot_action::ready, slot_action::gave_up,
+                                 slot_action::closed>;
+
+class connection_slot {
+ public:
+  explicit connection_slot(restart_policy policy);
+
+  /// Feeds one event; returns the actions to take, in order.
+  std::vector<slot_output> handle(const slot_input& event);
+
+  connection_state state() const noexcept { return state_; }
+
+  /// The generation of the current child, or of the last one.
+  uint64_t generation() const noexcept { return generation_; }
+
+  /// True while a child of `generation()` is alive (spawned and not yet down).
+  bool child_alive() const noexcept { return child_alive_; }
+
+  /// Requests can be served: connected, or reconnecting (nats.c buffers meanwhile).
+  bool usable() const noexcept;
+
+  /// Children started after the first.
+  uint64_t restarts() const noexcept { return restarts_; }
+
+  /// Why the last child failed (kept after recovery); empty if none did.
+  const std::string& last_error() const noexcept { return last_error_; }
+
+  /// The reason of the give-up, while in gave_up.
+  const std::string& give_up_reason() const noexcept { return give_up_reason_; }
+
+  /// A start arrived while closing: a fresh child follows the close.
+  bool reopen_pending() const noexcept { return reopen_; }
+
+  const failure_history& history() const noexcept { return history_; }
+  const restart_policy& policy() const noexcept { return policy_; }
+
+ private:
+  void on(const slot_event::start&);
+  void on(const slot_event::child_up&);
+  void on(const slot_event::disconnected&);
+  void on(const slot_event::reconnected&);
+  void on(const slot_event::child_down&);
+  void on(const slot_event::timer&);
+  void on(const slot_event::close&);
+  void on(const slot_event::reset&);
+
+  void spawn_next();
+  void enter(connection_state s, std::string detail = {});
+  bool current(uint64_t generation) const noexcept;
+
+  restart_policy policy_;
+  failure_history history_;
+  connection_state state_ = connection_state::closed;
+  uint64_t generation_ = 0;
+  bool child_alive_ = false;
+  bool reopen_ = false;
+  uint64_t restarts_ = 0;
+  std::string last_error_;
+  std::string give_up_reason_;
+  std::vector<slot_output> out_; ///< the actions of the event being handled
+};
+
+} // namespace natsvisor

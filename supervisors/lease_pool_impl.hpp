@@ -1,0 +1,2 @@
+#pragma once
+// Template definitions of supervisors/lease_pool.hpp.

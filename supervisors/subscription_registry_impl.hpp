@@ -1,0 +1,2 @@
+#pragma once
+// Template definitions of supervisors/subscription_registry.hpp.
