@@ -1,3 +1,4 @@
+#include "nats/status.hpp"
 #include "actors/connection_actor.hpp"
 
 #include <chrono>
@@ -5,13 +6,13 @@
 
 #include "caf/all.hpp"
 
-#include "actors/message_path.hpp"
-#include "actors/nats_callbacks.hpp"
-#include "actors/replies.hpp"
-#include "api/logging.hpp"
+#include "nats/message_io.hpp"
+#include "nats/callbacks.hpp"
+#include "base/replies.hpp"
+#include "base/logging.hpp"
 #include "config/url.hpp"
-#include "messages/messages.hpp"
-#include "messages/protocol.hpp"
+#include "nats/type_ids.hpp"
+#include "nats/protocol.hpp"
 
 namespace natsvisor {
 

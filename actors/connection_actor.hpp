@@ -13,7 +13,7 @@
 #include "caf/stateful_actor.hpp"
 
 #include "config/settings.hpp"
-#include "messages/handles.hpp"
+#include "nats/handles.hpp"
 
 namespace natsvisor {
 

@@ -1,3 +1,4 @@
+#include "nats/status.hpp"
 #include "actors/pull_consumer.hpp"
 
 #include <vector>
@@ -6,9 +7,9 @@
 
 #include "caf/all.hpp"
 
-#include "actors/message_path.hpp"
-#include "api/logging.hpp"
-#include "messages/messages.hpp"
+#include "nats/message_io.hpp"
+#include "base/logging.hpp"
+#include "nats/type_ids.hpp"
 
 namespace natsvisor {
 

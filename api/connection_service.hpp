@@ -7,10 +7,10 @@
 #include "caf/actor_system.hpp"
 #include "caf/expected.hpp"
 
-#include "api/logging.hpp"
+#include "base/logging.hpp"
 #include "api/requests.hpp"
-#include "config/settings.hpp"
-#include "messages/messages.hpp"
+#include "api/config.hpp"
+#include "nats/type_ids.hpp"
 
 namespace natsvisor {
 

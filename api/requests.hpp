@@ -14,7 +14,7 @@
 
 #include "caf/actor.hpp"
 
-#include "messages/messages.hpp"
+#include "nats/type_ids.hpp"
 
 namespace natsvisor {
 

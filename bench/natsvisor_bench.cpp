@@ -36,7 +36,7 @@
 #include "api/connection_service.hpp"
 #include "api/requests.hpp"
 #include "config/settings.hpp"
-#include "messages/messages.hpp"
+#include "nats/type_ids.hpp"
 #include "nats_server.hpp"
 
 namespace {

@@ -9,7 +9,6 @@
 
 #include "config/url.hpp"
 #include "messages/errors.hpp"
-#include "messages/messages.hpp"
 
 namespace natsvisor {
 
@@ -367,7 +366,7 @@ caf::expected<settings> parse_settings(const caf::actor_system_config& cfg, cons
   return parse_settings(*group, env);
 }
 
-void add_to(caf::actor_system_config& cfg) {
+void declare_keys(caf::actor_system_config& cfg) {
   // Every key is declared as a string (lists as string lists) and typed by parse_settings:
   // CAF's own parsers would reject values with messages that do not name natsvisor's key,
   // and silently turn "-5s" into zero.
@@ -378,20 +377,6 @@ void add_to(caf::actor_system_config& cfg) {
     else
       adder.add<std::string>(spec.doc.key, spec.doc.meaning);
   }
-  cfg.add_message_types<caf::id_block::natsvisor>();
-  cfg.add_error_category(error_category, [](uint8_t code, caf::atom_value,
-                                            const caf::message& ctx) {
-    std::string out = to_string(static_cast<errc>(code));
-    if (ctx.size() >= 1 && ctx.match_element<std::string>(0) && !ctx.get_as<std::string>(0).empty())
-      out += ": " + ctx.get_as<std::string>(0);
-    if (ctx.size() >= 2 && ctx.match_element<std::string>(1) && !ctx.get_as<std::string>(1).empty())
-      out += " [" + ctx.get_as<std::string>(1) + "]";
-    return out;
-  });
-}
-
-config::config() {
-  add_to(*this);
 }
 
 const std::vector<key_doc>& documented_keys() {

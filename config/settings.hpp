@@ -74,15 +74,9 @@ caf::expected<settings> parse_settings(const caf::settings& group,
 caf::expected<settings> parse_settings(const caf::actor_system_config& cfg,
                                        const env_lookup& env = process_env);
 
-/// Declares natsvisor's keys (so `--help` lists them and the command line accepts them),
-/// registers its message types and its error category. Call before parsing the config.
-void add_to(caf::actor_system_config& cfg);
-
-/// An actor_system_config with natsvisor already added.
-class config : public caf::actor_system_config {
- public:
-  config();
-};
+/// Declares natsvisor's keys, so `--help` lists them and the command line accepts them.
+/// (api/config.hpp's `add_to` also registers natsvisor's message types and error category.)
+void declare_keys(caf::actor_system_config& cfg);
 
 /// Every key of the group with its default and meaning, for --help and the README.
 struct key_doc {

@@ -15,6 +15,7 @@
 
 #include <nats/nats.h>
 
+#include "nats/status.hpp"
 #include "caf/all.hpp"
 
 #include "config/url.hpp"

@@ -28,6 +28,7 @@
 
 #include <nats/nats.h>
 
+#include "nats/status.hpp"
 #include "caf/all.hpp"
 
 #include "actors/pull_consumer.hpp"

@@ -3,8 +3,6 @@
 #include <cstdint>
 #include <string>
 
-#include <nats/nats.h>
-
 #include "caf/error.hpp"
 #include "caf/make_message.hpp"
 
@@ -31,6 +29,7 @@ enum class errc : uint8_t {
   no_responders,         ///< a request reached no subscriber
   no_stream,             ///< a JetStream publish to a subject no stream captures
   jetstream_error,       ///< JetStream refused a publish (the detail has its error code)
+  overloaded,            ///< a bound was reached (parked requests, waiters, subscriptions, ...)
 };
 
 /// The category atom of natsvisor's errors (at most 10 characters, as CAF 0.17 requires).
@@ -42,12 +41,6 @@ const char* to_string(errc x);
 /// Builds a natsvisor error. `url` must already be redacted. Found by CAF through ADL, so
 /// `caf::error e = errc::timeout;` and `e == errc::timeout` (compares code and category) work.
 caf::error make_error(errc code, std::string detail = {}, std::string url = {});
-
-/// Builds the error for a failed nats.c call: the code is derived from the status (timeouts,
-/// closed connections, bad subjects, ... map to their own codes; `fallback` otherwise) and
-/// the detail is nats.c's status text plus its last error text when it says more.
-caf::error from_status(natsStatus s, errc fallback, const std::string& url,
-                       const std::string& what = {});
 
 /// The natsvisor code of an error, or errc::none for errors of other categories.
 errc code_of(const caf::error& e);

@@ -5,7 +5,7 @@
 
 #include "caf/all.hpp"
 
-#include "api/logging.hpp"
+#include "base/logging.hpp"
 #include "supervisors/connection_supervisor.hpp"
 
 namespace natsvisor {

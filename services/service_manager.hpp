@@ -29,7 +29,7 @@
 
 #include "api/requests.hpp"
 #include "config/settings.hpp"
-#include "messages/messages.hpp"
+#include "nats/type_ids.hpp"
 
 namespace natsvisor {
 

@@ -5,11 +5,11 @@
 #include "caf/all.hpp"
 
 #include "actors/connection_actor.hpp"
-#include "actors/replies.hpp"
-#include "api/logging.hpp"
+#include "base/replies.hpp"
+#include "base/logging.hpp"
 #include "config/url.hpp"
-#include "messages/messages.hpp"
-#include "messages/protocol.hpp"
+#include "nats/type_ids.hpp"
+#include "nats/protocol.hpp"
 
 namespace natsvisor {
 

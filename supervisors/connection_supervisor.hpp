@@ -17,7 +17,7 @@
 #include "caf/stateful_actor.hpp"
 
 #include "config/settings.hpp"
-#include "messages/handles.hpp"
+#include "nats/handles.hpp"
 #include "messages/types.hpp"
 #include "supervisors/restart_policy.hpp"
 

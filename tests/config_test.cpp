@@ -2,7 +2,7 @@
 
 #include <map>
 
-#include "config/settings.hpp"
+#include "api/config.hpp"
 #include "messages/errors.hpp"
 
 using namespace natsvisor;

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "nats/status.hpp"
 #include "config/url.hpp"
 #include "messages/errors.hpp"
 

@@ -10,7 +10,7 @@
 
 #include "actors/pull_consumer.hpp"
 #include "api/requests.hpp"
-#include "messages/protocol.hpp"
+#include "nats/protocol.hpp"
 
 using namespace natsvisor;
 using namespace natsvisor::testing;

@@ -13,7 +13,7 @@
 
 #include "api/connection_service.hpp"
 #include "config/settings.hpp"
-#include "messages/messages.hpp"
+#include "nats/type_ids.hpp"
 
 namespace natsvisor::testing {
 

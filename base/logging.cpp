@@ -1,4 +1,4 @@
-#include "api/logging.hpp"
+#include "base/logging.hpp"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>

@@ -1,4 +1,4 @@
-#include "actors/nats_callbacks.hpp"
+#include "nats/callbacks.hpp"
 
 #include <memory>
 #include <string>
@@ -6,7 +6,7 @@
 #include "caf/actor_cast.hpp"
 #include "caf/send.hpp"
 
-#include "messages/messages.hpp"
+#include "nats/type_ids.hpp"
 
 namespace natsvisor::detail {
 

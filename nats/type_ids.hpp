@@ -5,7 +5,7 @@
 #include "caf/all.hpp"
 
 #include "messages/errors.hpp"
-#include "messages/handles.hpp"
+#include "nats/handles.hpp"
 #include "messages/types.hpp"
 
 // clang-format off

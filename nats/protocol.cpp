@@ -1,4 +1,4 @@
-#include "messages/protocol.hpp"
+#include "nats/protocol.hpp"
 
 #include <cctype>
 #include <cstdlib>

@@ -1,4 +1,4 @@
-#include "messages/handles.hpp"
+#include "nats/handles.hpp"
 
 namespace natsvisor {
 namespace detail {

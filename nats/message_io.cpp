@@ -1,4 +1,4 @@
-#include "actors/message_path.hpp"
+#include "nats/message_io.hpp"
 
 #include <cstdlib>
 #include <memory>
@@ -6,7 +6,7 @@
 #include "caf/actor_cast.hpp"
 #include "caf/send.hpp"
 
-#include "messages/messages.hpp"
+#include "nats/type_ids.hpp"
 
 namespace natsvisor::detail {
 

@@ -13,7 +13,7 @@
 #include "caf/response_promise.hpp"
 #include "caf/scheduled_actor.hpp"
 
-#include "api/logging.hpp"
+#include "base/logging.hpp"
 #include "messages/errors.hpp"
 
 namespace natsvisor::detail {

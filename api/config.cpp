@@ -1,0 +1,26 @@
+#include "api/config.hpp"
+
+#include "nats/type_ids.hpp"
+
+namespace natsvisor {
+
+void add_to(caf::actor_system_config& cfg) {
+  declare_keys(cfg);
+  cfg.add_message_types<caf::id_block::natsvisor>();
+  // How CAF prints natsvisor's errors: code, detail and the (redacted) URL.
+  cfg.add_error_category(error_category, [](uint8_t code, caf::atom_value,
+                                            const caf::message& ctx) {
+    std::string out = to_string(static_cast<errc>(code));
+    if (ctx.size() >= 1 && ctx.match_element<std::string>(0) && !ctx.get_as<std::string>(0).empty())
+      out += ": " + ctx.get_as<std::string>(0);
+    if (ctx.size() >= 2 && ctx.match_element<std::string>(1) && !ctx.get_as<std::string>(1).empty())
+      out += " [" + ctx.get_as<std::string>(1) + "]";
+    return out;
+  });
+}
+
+config::config() {
+  add_to(*this);
+}
+
+} // namespace natsvisor
