@@ -1,107 +1,26 @@
-#include "nats/status.hpp"
 #include "actors/connection_actor.hpp"
 
-#include <chrono>
+#include <algorithm>
 #include <vector>
 
 #include "caf/all.hpp"
 
-#include "nats/message_io.hpp"
-#include "nats/callbacks.hpp"
-#include "base/replies.hpp"
 #include "base/logging.hpp"
+#include "base/replies.hpp"
 #include "config/url.hpp"
-#include "nats/type_ids.hpp"
+#include "nats/message_io.hpp"
+#include "nats/options.hpp"
 #include "nats/protocol.hpp"
+#include "nats/status.hpp"
+#include "nats/type_ids.hpp"
 
 namespace natsvisor {
 
-namespace {
-
-// How often pending requests are checked for their deadline: a request times out at most this
-// much after its deadline, never before.
-constexpr auto request_sweep_interval = std::chrono::milliseconds(10);
-
-int64_t to_ms(caf::timespan t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t).count();
-}
-
-// Applies the configuration to fresh nats.c options. Returns the first failing status.
-natsStatus configure(natsOptions* opts, const std::vector<std::string>& servers,
-                     const settings& cfg) {
-  std::vector<const char*> raw;
-  for (auto& s : servers)
-    raw.push_back(s.c_str());
-  auto& n = cfg.nats;
-  natsStatus s = natsOptions_SetServers(opts, raw.data(), static_cast<int>(raw.size()));
-  // Keep the configured order: the first server of a list is the preferred one.
-  if (s == NATS_OK)
-    s = natsOptions_SetNoRandomize(opts, true);
-  if (s == NATS_OK)
-    s = natsOptions_SetName(opts, "natsvisor");
-  if (s == NATS_OK)
-    s = natsOptions_SetTimeout(opts, to_ms(cfg.connection_timeout));
-  if (s == NATS_OK)
-    s = natsOptions_SetAllowReconnect(opts, true);
-  if (s == NATS_OK)
-    s = natsOptions_SetMaxReconnect(opts, n.max_reconnect);
-  if (s == NATS_OK)
-    s = natsOptions_SetReconnectWait(opts, to_ms(n.reconnect_wait));
-  if (s == NATS_OK)
-    s = natsOptions_SetReconnectJitter(opts, to_ms(n.reconnect_jitter), to_ms(n.reconnect_jitter));
-  if (s == NATS_OK)
-    s = natsOptions_SetPingInterval(opts, to_ms(n.ping_interval));
-  if (s == NATS_OK)
-    s = natsOptions_SetMaxPingsOut(opts, n.max_pings_out);
-  if (s == NATS_OK)
-    s = natsOptions_SetReconnectBufSize(opts, n.reconnect_buf_size);
-  if (s == NATS_OK)
-    s = natsOptions_SetSendAsap(opts, n.send_asap);
-  if (s == NATS_OK && !cfg.user.empty())
-    s = natsOptions_SetUserInfo(opts, cfg.user.c_str(), cfg.password.c_str());
-  if (s == NATS_OK && !cfg.token.empty())
-    s = natsOptions_SetToken(opts, cfg.token.c_str());
-  if (s == NATS_OK && !cfg.creds_file.empty())
-    s = natsOptions_SetUserCredentialsFromFiles(opts, cfg.creds_file.c_str(), nullptr);
-  if (s == NATS_OK && cfg.tls)
-    s = natsOptions_SetSecure(opts, true);
-  if (s == NATS_OK && !cfg.tls_ca_file.empty())
-    s = natsOptions_LoadCATrustedCertificates(opts, cfg.tls_ca_file.c_str());
-  if (s == NATS_OK && !cfg.tls_cert_file.empty())
-    s = natsOptions_LoadCertificatesChain(opts, cfg.tls_cert_file.c_str(),
-                                          cfg.tls_key_file.c_str());
-  return s;
-}
-
-// Empty when the server offers JetStream to this account, otherwise why not. Only definite
-// answers count: a slow reply leaves JetStream presumed available, and its calls report.
-std::string jetstream_problem(jsCtx* js, const settings& cfg) {
-  jsOptions o;
-  jsOptions_Init(&o);
-  o.Wait = to_ms(cfg.health_timeout);
-  jsAccountInfo* info = nullptr;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  natsStatus s = js_GetAccountInfo(&info, js, &o, &jerr);
-  jsAccountInfo_Destroy(info);
-  if (s == NATS_OK)
-    return {};
-  if (s == NATS_NO_RESPONDERS)
-    return "JetStream is not enabled on the server (no responders)";
-  if (jerr == JSNotEnabledErr || jerr == JSNotEnabledForAccountErr)
-    return "JetStream is not enabled for this account";
-  return {};
-}
-
-} // namespace
-
 connection_actor_state::~connection_actor_state() {
-  if (core) {
-    // Handles may outlive this actor: closing (not destroying) makes them report closed, and
-    // the last handle destroys the connection. This is the only place the actor closes its
-    // connection, so the closed callback it causes finds the actor gone: every `closed` the
-    // actor does handle is nats.c giving up, never an intentional close.
+  // Normally closed by stop_conn already. Handles may outlive this actor: closing (not
+  // destroying) makes them report closed; the last handle destroys the connection.
+  if (core && !core->closed.exchange(true))
     natsConnection_Close(core->nc);
-  }
   // Closed subscriptions deliver nothing more; their closures go with their completion.
   for (auto& [id, sub] : subscriptions)
     natsSubscription_Destroy(sub);
@@ -110,177 +29,111 @@ connection_actor_state::~connection_actor_state() {
 
 namespace {
 
-caf::behavior running(connection_actor_type* self);
-
-// Creates the JetStream context of this generation and hands both handles to the supervisor.
-void report_up(connection_actor_type* self) {
-  auto& st = self->state;
-  jsCtx* js = nullptr;
-  jetstream_handle js_handle;
-  std::string js_problem;
-  if (auto s = natsConnection_JetStream(&js, st.core->nc, nullptr); s == NATS_OK) {
-    js_handle = jetstream_handle{std::make_shared<detail::jetstream_core>(st.core, js), st.url,
-                                 st.generation};
-    js_problem = jetstream_problem(js, *st.cfg);
-  } else {
-    js_problem = describe(from_status(s, errc::jetstream_unavailable, st.url));
-  }
-  if (!st.replies) {
-    natsInbox* inbox = nullptr;
-    if (natsInbox_Create(&inbox) == NATS_OK) {
-      st.inbox = std::string{inbox} + ".";
-      natsInbox_Destroy(inbox);
-      auto s = detail::subscribe(&st.replies, st.core->nc, st.inbox + "*", {}, self->ctrl(), 0);
-      if (s != NATS_OK)
-        log().error("no reply subscription on {}: {}", st.url, natsStatus_GetText(s));
-    }
-  }
-  log().info("connected to {} (generation {})", st.url, st.generation);
-  self->send(st.supervisor, conn_up_atom_v, st.generation,
-             connection_handle{st.core, st.url, st.generation}, std::move(js_handle),
-             std::move(js_problem));
-}
-
-health_result check_health(connection_actor_type* self) {
-  auto& st = self->state;
-  health_result result;
-  result.url = st.url;
-  result.generation = st.generation;
-  auto start = std::chrono::steady_clock::now();
-  auto s
-    = natsConnection_FlushTimeout(st.core->nc, std::max<int64_t>(1, to_ms(st.cfg->health_timeout)));
-  result.rtt = std::chrono::steady_clock::now() - start;
-  result.healthy = s == NATS_OK;
-  if (!result.healthy)
-    result.detail = describe(from_status(s, errc::nats_error, st.url, "round trip failed"));
-  return result;
-}
-
-// Answers every request still waiting for its reply; a promise dropped silently would leave
-// its requester waiting until its own deadline.
-void fail_pending(connection_actor_type* self, const caf::error& err) {
-  auto& st = self->state;
-  for (auto& [token, p] : st.pending)
-    detail::deliver_error(p.promise, err);
-  st.pending.clear();
-}
-
-// Common to both states: the callbacks that do not depend on having been connected.
-void on_closed(connection_actor_type* self, errc code, const std::string& what) {
-  auto& st = self->state;
-  std::string detail = what;
-  if (const char* last = nullptr; natsConnection_GetLastError(st.core->nc, &last) != NATS_OK
-                                  && last != nullptr && *last != '\0')
-    detail += std::string{": "} + last;
-  else if (!st.last_async_error.empty())
-    detail += ": " + st.last_async_error;
-  auto err = make_error(code, std::move(detail), st.url);
-  fail_pending(self, err);
-  self->quit(std::move(err));
-}
-
-caf::behavior connecting(connection_actor_type* self) {
-  return {
-    [self](connected_atom) {
-      report_up(self);
-      self->become(running(self));
-    },
-    [self](disconnected_atom) {
-      // nats.c reports failed attempts of the first connect as disconnects: nothing to tell.
-    },
-    [self](reconnected_atom) {
-      report_up(self);
-      self->become(running(self));
-    },
-    [self](closed_atom) {
-      on_closed(self, errc::connect_failed,
-                "no server reachable after " + std::to_string(self->state.cfg->nats.max_reconnect)
-                  + " connect attempts");
-    },
-    [self](lame_duck_atom) { /* nop: not connected yet */ },
-    [self](async_error_atom, std::string& text) { self->state.last_async_error = std::move(text); },
-    [self](health_atom) {
-      health_result r;
-      r.url = self->state.url;
-      r.generation = self->state.generation;
-      r.detail = "not connected yet";
-      return r;
-    },
-  };
-}
-
-caf::error publish_error(connection_actor_type* self, natsStatus s, const std::string& subject) {
-  return from_status(s, errc::nats_error, self->state.url, "publish to " + subject);
-}
+using self_ptr = connection_actor_type*;
 
 // nats.c's flusher waits a millisecond to batch small writes, which would add a millisecond to
-// every request and every reply. So the message path pushes its writes out at once, but only
-// when no further message waits in this actor's mailbox: a burst is written with one flush (one
-// PING round trip, on this detached actor's own thread), so batching follows the load. While
-// nats.c reconnects, its own buffer holds the writes and nothing is flushed.
-void flush_if_idle(connection_actor_type* self) {
+// every request and reply. So the message path pushes its writes out at once, but only when no
+// further message waits in this actor's mailbox: a burst is written with one flush, so batching
+// follows the load. After a flush without PONG (a hung server), flushing pauses for a second.
+void flush_if_idle(self_ptr self) {
   auto& st = self->state;
-  if (st.cfg->nats.send_asap || !self->mailbox().empty())
-    return; // nats.c writes at once anyway, or more work follows and the flush waits for it
-  auto nc = st.core->nc;
-  auto now = std::chrono::steady_clock::now();
-  if (now < st.flush_paused_until || natsConnection_Status(nc) != NATS_CONN_STATUS_CONNECTED)
+  if (st.cfg->nats.send_asap || !st.connected || !self->mailbox().empty())
     return;
-  // A server that hangs (rather than dies) would stall this actor at every flush: after a
-  // flush without PONG, leave the writes to nats.c's flusher for a while.
-  if (natsConnection_FlushTimeout(nc, 20) == NATS_TIMEOUT)
+  auto now = steady_clock::now();
+  if (now < st.flush_paused_until)
+    return;
+  if (natsConnection_FlushTimeout(st.core->nc, 20) == NATS_TIMEOUT)
     st.flush_paused_until = now + std::chrono::seconds(1);
 }
 
-// Sends a request whose reply arrives on the shared reply subscription.
-caf::response_promise start_request(connection_actor_type* self, const outgoing& m,
-                                    caf::timespan timeout, bool jetstream) {
+void send_stats(self_ptr self) {
   auto& st = self->state;
-  auto rp = self->make_response_promise();
-  if (!st.replies) {
-    detail::deliver_error(rp, make_error(errc::nats_error, "no reply subscription", st.url));
-    return rp;
-  }
-  auto token = ++st.next_token;
-  auto reply = st.inbox + std::to_string(token);
-  if (auto s = detail::publish(st.core->nc, m, reply.c_str()); s != NATS_OK) {
-    detail::deliver_error(rp, publish_error(self, s, m.subject));
-    return rp;
-  }
-  st.pending.emplace(token, connection_actor_state::pending_request{
-                              rp, jetstream, std::chrono::steady_clock::now() + timeout});
-  // One sweep timer for all requests instead of a timer each: CAF's timer thread is costly.
-  if (!st.sweeping) {
-    st.sweeping = true;
-    self->delayed_send(self, request_sweep_interval, req_to_atom_v);
-  }
-  flush_if_idle(self);
-  return rp;
+  natsStatistics* stats = nullptr;
+  if (natsStatistics_Create(&stats) != NATS_OK)
+    return;
+  traffic t;
+  if (natsConnection_GetStats(st.core->nc, stats) == NATS_OK
+      && natsStatistics_GetCounts(stats, &t.in_msgs, &t.in_bytes, &t.out_msgs, &t.out_bytes,
+                                  &t.reconnects)
+           == NATS_OK)
+    self->send(st.supervisor, stats_atom_v, st.generation, t);
+  natsStatistics_Destroy(stats);
 }
 
-// A reply on the shared reply subscription: completes its request.
-void finish_request(connection_actor_type* self, nats_message& msg, bool no_responders) {
+// -- the request table --------------------------------------------------------------------------
+
+void arm_sweep(self_ptr self) {
+  if (auto at = self->state.pending.rearm())
+    self->delayed_send(self, std::max(caf::timespan{0}, *at - steady_clock::now()), req_to_atom_v);
+}
+
+health_result health_of(self_ptr self, bool healthy, caf::timespan rtt, std::string detail) {
+  health_result r;
+  r.url = self->state.url;
+  r.generation = self->state.generation;
+  r.healthy = healthy;
+  r.rtt = rtt;
+  r.detail = std::move(detail);
+  return r;
+}
+
+// Answers a request that ends without its reply: an error, or what the kind ends with.
+void end_without_reply(self_ptr self, pending_request& p, const caf::error& err) {
+  switch (p.kind) {
+    case pending_request::health:
+      p.promise.deliver(health_of(self, false, caf::timespan{0}, describe(err)));
+      break;
+    case pending_request::subscribed:
+      // The subscription exists in nats.c, which sends it to the server when it can.
+      p.promise.deliver(p.id);
+      break;
+    case pending_request::js_check: break; // JetStream stays presumed available
+    default: detail::deliver_error(p.promise, err);
+  }
+}
+
+// Registers a request whose answer arrives on the reply subscription as "<inbox><token>" and
+// returns the reply subject, or an error (full table, no reply subscription).
+caf::expected<std::string> track(self_ptr self, pending_request p, caf::timespan timeout) {
   auto& st = self->state;
-  if (msg.subject.size() <= st.inbox.size())
+  if (!st.replies) {
+    // Created on first use: a pooled connection that never requests costs no subscription.
+    natsInbox* inbox = nullptr;
+    if (auto s = natsInbox_Create(&inbox); s != NATS_OK)
+      return from_status(s, errc::nats_error, st.url, "creating the reply inbox");
+    st.inbox = std::string{inbox} + ".";
+    natsInbox_Destroy(inbox);
+    auto s = detail::subscribe(&st.replies, st.core->nc, st.inbox + "*", {}, self->ctrl(), 0);
+    if (s != NATS_OK)
+      return from_status(s, errc::nats_error, st.url, "creating the reply subscription");
+  }
+  auto now = steady_clock::now();
+  p.started = now;
+  auto token = st.pending.add(now + timeout, p);
+  if (!token)
+    return make_error(errc::overloaded,
+                      "max_in_flight (" + std::to_string(st.cfg->max_in_flight)
+                        + ") requests await a reply on this connection",
+                      st.url);
+  arm_sweep(self);
+  return st.inbox + std::to_string(*token);
+}
+
+// A round trip through the server that blocks nobody: a message to the own inbox, whose arrival
+// proves the server processed everything sent before it (a SUB, or just the PING of a health
+// check). Answered by finish_request, or at `timeout` by the sweep.
+void barrier(self_ptr self, pending_request p, caf::timespan timeout) {
+  auto rp = p.promise;
+  auto kind = p.kind;
+  auto id = p.id;
+  auto subject = track(self, std::move(p), timeout);
+  if (!subject) {
+    pending_request failed{kind, rp, {}, {}, id};
+    end_without_reply(self, failed, subject.error());
     return;
-  auto token = std::strtoull(msg.subject.c_str() + st.inbox.size(), nullptr, 10);
-  auto it = st.pending.find(token);
-  if (it == st.pending.end())
-    return; // answered already (timeout) or a second reply: nobody waits for it
-  auto p = std::move(it->second);
-  st.pending.erase(it);
-  if (no_responders)
-    detail::deliver_error(p.promise, make_error(p.jetstream ? errc::no_stream : errc::no_responders,
-                                                p.jetstream ? "no stream captures the subject"
-                                                            : "no subscriber for the request",
-                                                st.url));
-  else if (p.jetstream) {
-    if (auto ack = parse_js_ack(msg.payload, st.url))
-      p.promise.deliver(std::move(*ack));
-    else
-      detail::deliver_error(p.promise, std::move(ack.error()));
-  } else
-    p.promise.deliver(std::move(msg));
+  }
+  natsConnection_Publish(self->state.core->nc, subject->c_str(), nullptr, 0);
+  flush_if_idle(self);
 }
 
 // The server's "no responders" answer is an empty message with status header 503.
@@ -293,45 +146,275 @@ bool is_no_responders(const nats_message& msg) {
   return false;
 }
 
-caf::behavior running(connection_actor_type* self) {
-  auto event = [self](connection_state s, std::string detail) {
-    self->send(self->state.supervisor, conn_event_atom_v, self->state.generation, s,
-               std::move(detail));
-  };
+// A message on the reply subscription: completes its request.
+void finish_request(self_ptr self, nats_message& msg) {
+  auto& st = self->state;
+  if (msg.subject.size() <= st.inbox.size())
+    return;
+  auto token = std::strtoull(msg.subject.c_str() + st.inbox.size(), nullptr, 10);
+  auto found = st.pending.complete(token);
+  if (!found)
+    return; // answered already (deadline) or a second reply: nobody waits for it
+  auto& p = *found;
+  bool no_responders = is_no_responders(msg);
+  switch (p.kind) {
+    case pending_request::reply:
+      if (no_responders)
+        detail::deliver_error(p.promise, make_error(errc::no_responders,
+                                                    "no subscriber for the request", st.url));
+      else
+        p.promise.deliver(std::move(msg));
+      break;
+    case pending_request::js_ack:
+      if (no_responders)
+        detail::deliver_error(p.promise,
+                              make_error(errc::no_stream, "no stream captures the subject", st.url));
+      else if (auto ack = parse_js_ack(msg.payload, st.url))
+        p.promise.deliver(std::move(*ack));
+      else
+        detail::deliver_error(p.promise, std::move(ack.error()));
+      break;
+    case pending_request::health:
+      p.promise.deliver(health_of(self, true, steady_clock::now() - p.started, {}));
+      break;
+    case pending_request::subscribed: p.promise.deliver(p.id); break;
+    case pending_request::js_check: {
+      std::string problem;
+      if (no_responders)
+        problem = "JetStream is not enabled on the server (no responders)";
+      else if (auto err = jetstream_api_error(msg.payload, st.url))
+        problem = "JetStream is not available for this account: " + detail_of(err);
+      self->send(st.supervisor, js_status_atom_v, st.generation, std::move(problem));
+      break;
+    }
+  }
+}
+
+// Sends a request (a reply or a JetStream acknowledgement expected) on the reply subscription.
+void start_request(self_ptr self, const outgoing& m, caf::timespan timeout,
+                   pending_request::kind_t kind) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise();
+  auto retry = self->current_mailbox_element()->copy_content_to_message();
+  auto subject = track(self, pending_request{kind, rp, std::move(retry), {}, 0}, timeout);
+  if (!subject) {
+    detail::deliver_error(rp, std::move(subject.error()));
+    return;
+  }
+  if (auto s = detail::publish(st.core->nc, m, subject->c_str()); s != NATS_OK) {
+    auto token = std::strtoull(subject->c_str() + st.inbox.size(), nullptr, 10);
+    st.pending.complete(token);
+    detail::deliver_error(rp, from_status(s, errc::nats_error, st.url, "publish to " + m.subject));
+    return;
+  }
+  flush_if_idle(self);
+}
+
+// -- lifecycle ----------------------------------------------------------------------------------
+
+caf::behavior running(self_ptr self);
+caf::behavior failed(self_ptr self);
+
+// Creates the JetStream context of this generation and hands both handles to the supervisor.
+void report_up(self_ptr self) {
+  auto& st = self->state;
+  st.connected = true;
+  jetstream_handle js_handle;
+  if (st.role == connection_role::shared) {
+    jsCtx* js = nullptr;
+    if (natsConnection_JetStream(&js, st.core->nc, nullptr) == NATS_OK)
+      js_handle = jetstream_handle{std::make_shared<detail::jetstream_core>(st.core, js), st.url,
+                                   st.generation};
+  }
+  log().info("connected to {} (generation {})", st.url, st.generation);
+  self->send(st.supervisor, conn_up_atom_v, st.generation,
+             connection_handle{st.core, st.url, st.generation}, std::move(js_handle));
+  if (js_handle) {
+    // Whether JetStream serves this account, asked without blocking: until the answer, and if
+    // none comes, JetStream is presumed available and its own calls report.
+    pending_request check{pending_request::js_check, {}, {}, {}, 0};
+    if (auto subject = track(self, std::move(check), st.cfg->health_timeout)) {
+      natsConnection_PublishRequest(st.core->nc, "$JS.API.INFO", subject->c_str(), nullptr, 0);
+      flush_if_idle(self);
+    }
+  }
+  self->delayed_send(self, std::chrono::seconds(1), stats_atom_v);
+}
+
+// Answers every request in flight: with `err`, or (when the connection failed) by handing each
+// message-path request back to the supervisor, to be parked for the next connection.
+void drain_pending(self_ptr self, const caf::error& err, bool bounce) {
+  auto& st = self->state;
+  for (auto& [token, p] : st.pending.take_all()) {
+    if (bounce && (p.kind == pending_request::reply || p.kind == pending_request::js_ack))
+      p.promise.delegate(st.supervisor, bounce_atom_v, st.key, st.generation, std::move(p.retry));
+    else
+      end_without_reply(self, p, err);
+  }
+}
+
+// nats.c closed the connection for good (or the first connect failed): tell the supervisor and
+// serve nothing more. Requests go back to the supervisor until it sends stop_conn.
+void fail(self_ptr self, errc code, const std::string& what) {
+  auto& st = self->state;
+  if (st.failed)
+    return;
+  st.failed = true;
+  st.connected = false;
+  st.core->closed.store(true, std::memory_order_release);
+  std::string detail = what;
+  if (!st.last_async_error.empty())
+    detail += ": " + st.last_async_error;
+  auto err = make_error(code, std::move(detail), st.url);
+  send_stats(self);
+  self->send(st.supervisor, conn_down_atom_v, st.generation, err);
+  drain_pending(self, err, true);
+  self->become(failed(self));
+}
+
+// Closes on request (close_connection, shutdown, or after a failure): everything in flight is
+// answered with `err`, the connection is closed (joining nats.c's threads, on this detached
+// actor's own thread), and the actor quits.
+void stop(self_ptr self, const caf::error& err) {
+  auto& st = self->state;
+  drain_pending(self, err, false);
+  if (st.core && !st.core->closed.exchange(true)) {
+    send_stats(self);
+    natsConnection_Close(st.core->nc);
+  }
+  self->quit();
+}
+
+// Handlers every state has.
+caf::message_handler common(self_ptr self) {
   return {
-    [self](connected_atom) { /* nop: already connected */ },
-    [self, event](disconnected_atom) {
-      log().warn("lost the server of {}: nats.c reconnects (generation {})", self->state.url,
-                 self->state.generation);
-      event(connection_state::reconnecting, "disconnected; nats.c reconnects");
+    [self](stop_conn_atom, const caf::error& err) { stop(self, err); },
+    [self](async_error_atom, int32_t status) {
+      auto text = natsStatus_GetText(static_cast<natsStatus>(status));
+      log().warn("asynchronous error on {}: {}", self->state.url, text);
+      self->state.last_async_error = text;
     },
-    [self, event](reconnected_atom) {
-      log().info("reconnected to {} (generation {})", self->state.url, self->state.generation);
-      event(connection_state::connected, "reconnected by nats.c");
+    [self](lame_duck_atom) {
+      log().warn("server of {} entered lame duck mode", self->state.url);
+      self->send(self->state.supervisor, conn_event_atom_v, self->state.generation,
+                 connection_state::connected, std::string{"server in lame duck mode"});
+    },
+    [self](stats_atom) {
+      if (self->state.failed)
+        return;
+      if (self->state.connected)
+        send_stats(self);
+      self->delayed_send(self, std::chrono::seconds(1), stats_atom_v);
+    },
+    [self](req_to_atom) {
+      auto& st = self->state;
+      for (auto& [token, p] : st.pending.expire(steady_clock::now()))
+        end_without_reply(self, p, make_error(errc::timeout, "no reply in time", st.url));
+      arm_sweep(self);
+    },
+  };
+}
+
+// Hands a message-path request back to the supervisor with its requester's promise.
+template <class T>
+caf::result<T> bounce(self_ptr self) {
+  auto rp = self->make_response_promise();
+  rp.delegate(self->state.supervisor, bounce_atom_v, self->state.key, self->state.generation,
+              self->current_mailbox_element()->move_content_to_message());
+  return caf::delegated<T>{};
+}
+
+// The message path while nothing can serve it (not connected yet, or nats.c gave up).
+caf::message_handler bouncing(self_ptr self) {
+  return {
+    [self](pub_atom, const outgoing&) { return bounce<caf::unit_t>(self); },
+    [self](pub_atom, const std::vector<outgoing>&) { return bounce<uint64_t>(self); },
+    [self](pub_atom, const packed_batch&) { return bounce<uint64_t>(self); },
+    [self](req_atom, const outgoing&, caf::timespan) { return bounce<nats_message>(self); },
+    [self](js_pub_atom, const outgoing&, caf::timespan) { return bounce<js_ack>(self); },
+    // Durable in the supervisor: subscribed again on the next connection.
+    [](sub_atom, uint64_t id, const std::string&, const std::string&, const caf::actor&) {
+      return id;
+    },
+    [](unsub_atom, uint64_t) { /* nop: no connection holds it */ },
+    [self](health_atom) { return health_of(self, false, caf::timespan{0}, "not connected"); },
+    [](nats_message&) { /* nop: a late reply */ },
+  };
+}
+
+caf::behavior failed(self_ptr self) {
+  return bouncing(self).or_else(common(self)).or_else([](connected_atom) {},
+                                                      [](disconnected_atom) {},
+                                                      [](reconnected_atom) {}, [](closed_atom) {});
+}
+
+caf::behavior connecting(self_ptr self) {
+  return caf::message_handler{
+    [self](connected_atom) {
+      report_up(self);
+      self->become(running(self));
+    },
+    [self](reconnected_atom) {
+      report_up(self);
+      self->become(running(self));
+    },
+    [](disconnected_atom) {
+      // nats.c reports failed attempts of the first connect as disconnects: nothing to tell.
     },
     [self](closed_atom) {
-      on_closed(self, errc::connection_closed, "nats.c closed the connection for good");
+      fail(self, errc::connect_failed,
+           "no server reachable after " + std::to_string(self->state.cfg->nats.max_reconnect)
+             + " connect attempts");
     },
-    [self, event](lame_duck_atom) {
-      log().warn("server of {} entered lame duck mode", self->state.url);
-      event(connection_state::connected, "server in lame duck mode");
+  }
+    .or_else(bouncing(self))
+    .or_else(common(self));
+}
+
+caf::error publish_error(self_ptr self, natsStatus s, const std::string& subject) {
+  return from_status(s, errc::nats_error, self->state.url, "publish to " + subject);
+}
+
+// The message path while connected or reconnecting (nats.c buffers writes meanwhile).
+caf::message_handler serving(self_ptr self) {
+  // A write into a connection nats.c closed in the meantime: its closed callback is on its way.
+  // Fail now and hand this request back, so it is parked for the next connection, not refused.
+  auto closed_under_us = [self](natsStatus s) {
+    if (s != NATS_CONNECTION_CLOSED)
+      return false;
+    fail(self, errc::connection_closed, "nats.c closed the connection for good");
+    return true;
+  };
+  return {
+    [self](health_atom) {
+      auto rp = self->make_response_promise();
+      barrier(self, pending_request{pending_request::health, rp, {}, {}, 0},
+              self->state.cfg->health_timeout);
+      return rp;
     },
-    [self](async_error_atom, std::string& text) {
-      log().warn("asynchronous error on {}: {}", self->state.url, text);
-      self->state.last_async_error = std::move(text);
-    },
-    [self](health_atom) { return check_health(self); },
-    [self](pub_atom, const outgoing& m) -> caf::result<caf::unit_t> {
-      if (auto s = detail::publish(self->state.core->nc, m); s != NATS_OK)
+    [self, closed_under_us](pub_atom, const outgoing& m) -> caf::result<caf::unit_t> {
+      auto s = detail::publish(self->state.core->nc, m);
+      if (closed_under_us(s))
+        return bounce<caf::unit_t>(self);
+      if (s != NATS_OK)
         return detail::fail<caf::unit_t>(self, publish_error(self, s, m.subject));
       flush_if_idle(self);
       return caf::unit;
     },
-    [self](pub_atom, const std::vector<outgoing>& batch) -> caf::result<uint64_t> {
+    [self, closed_under_us](pub_atom, const std::vector<outgoing>& batch) -> caf::result<uint64_t> {
       uint64_t sent = 0;
       for (auto& m : batch) {
-        if (auto s = detail::publish(self->state.core->nc, m); s != NATS_OK)
-          return detail::fail<uint64_t>(self, publish_error(self, s, m.subject));
+        auto s = detail::publish(self->state.core->nc, m);
+        if (sent == 0 && closed_under_us(s))
+          return bounce<uint64_t>(self);
+        if (s != NATS_OK) {
+          // Say how many went out, so a retry can skip them instead of duplicating them.
+          flush_if_idle(self);
+          return detail::fail<uint64_t>(
+            self, publish_error(self, s,
+                                m.subject + " (" + std::to_string(sent) + " of "
+                                  + std::to_string(batch.size()) + " messages were sent)"));
+        }
         ++sent;
       }
       flush_if_idle(self);
@@ -339,9 +422,8 @@ caf::behavior running(connection_actor_type* self) {
         return caf::delegated<uint64_t>{}; // fire and forget: no count to send back
       return sent;
     },
-    [self](pub_atom, const packed_batch& batch) -> caf::result<uint64_t> {
+    [self, closed_under_us](pub_atom, const packed_batch& batch) -> caf::result<uint64_t> {
       auto nc = self->state.core->nc;
-      const char* data = batch.data.data();
       size_t offset = 0;
       uint64_t sent = 0;
       for (auto size : batch.sizes) {
@@ -349,10 +431,15 @@ caf::behavior running(connection_actor_type* self) {
           return detail::fail<uint64_t>(
             self,
             make_error(errc::nats_error, "packed batch sizes exceed its data", self->state.url));
-        auto s = natsConnection_Publish(nc, batch.subject.c_str(), data + offset,
+        auto s = natsConnection_Publish(nc, batch.subject.c_str(), batch.data.data() + offset,
                                         static_cast<int>(size));
+        if (sent == 0 && closed_under_us(s))
+          return bounce<uint64_t>(self);
         if (s != NATS_OK)
-          return detail::fail<uint64_t>(self, publish_error(self, s, batch.subject));
+          return detail::fail<uint64_t>(
+            self, publish_error(self, s,
+                                batch.subject + " (" + std::to_string(sent) + " of "
+                                  + std::to_string(batch.size()) + " messages were sent)"));
         offset += size;
         ++sent;
       }
@@ -362,28 +449,14 @@ caf::behavior running(connection_actor_type* self) {
       return sent;
     },
     [self](req_atom, const outgoing& m, caf::timespan timeout) {
-      return start_request(self, m, timeout, false);
+      start_request(self, m, timeout, pending_request::reply);
+      return caf::delegated<nats_message>{};
     },
     [self](js_pub_atom, const outgoing& m, caf::timespan timeout) {
-      return start_request(self, m, timeout, true);
+      start_request(self, m, timeout, pending_request::js_ack);
+      return caf::delegated<js_ack>{};
     },
-    [self](nats_message& reply) { finish_request(self, reply, is_no_responders(reply)); },
-    [self](req_to_atom) {
-      auto& st = self->state;
-      auto now = std::chrono::steady_clock::now();
-      for (auto it = st.pending.begin(); it != st.pending.end();) {
-        if (it->second.deadline <= now) {
-          detail::deliver_error(it->second.promise,
-                                make_error(errc::timeout, "no reply in time", st.url));
-          it = st.pending.erase(it);
-        } else {
-          ++it;
-        }
-      }
-      st.sweeping = !st.pending.empty();
-      if (st.sweeping)
-        self->delayed_send(self, request_sweep_interval, req_to_atom_v);
-    },
+    [self](nats_message& reply) { finish_request(self, reply); },
     [self](sub_atom, uint64_t id, const std::string& subject, const std::string& queue,
            const caf::actor& subscriber) -> caf::result<uint64_t> {
       auto& st = self->state;
@@ -396,12 +469,12 @@ caf::behavior running(connection_actor_type* self) {
         return detail::fail<uint64_t>(
           self, from_status(s, errc::nats_error, st.url, "subscribe to " + subject));
       st.subscriptions.emplace(id, sub);
-      // Once the server has seen the SUB, a message published after this reply reaches it.
-      // While nats.c reconnects it sends the SUB itself on reconnect: no flush to wait for.
-      if (natsConnection_Status(st.core->nc) == NATS_CONN_STATUS_CONNECTED)
-        natsConnection_FlushTimeout(st.core->nc,
-                                    std::max<int64_t>(1, to_ms(st.cfg->health_timeout)));
-      return id;
+      // Answered once the server has the SUB (a message published after the answer reaches the
+      // subscriber), through a round trip that blocks nobody.
+      auto rp = self->make_response_promise();
+      barrier(self, pending_request{pending_request::subscribed, rp, {}, {}, id},
+              st.cfg->health_timeout);
+      return caf::delegated<uint64_t>{};
     },
     [self](unsub_atom, uint64_t id) {
       auto& st = self->state;
@@ -414,26 +487,52 @@ caf::behavior running(connection_actor_type* self) {
   };
 }
 
+caf::behavior running(self_ptr self) {
+  auto event = [self](connection_state s, std::string detail) {
+    self->send(self->state.supervisor, conn_event_atom_v, self->state.generation, s,
+               std::move(detail));
+  };
+  return caf::message_handler{
+    [](connected_atom) { /* nop: already connected */ },
+    [self, event](disconnected_atom) {
+      log().warn("lost the server of {}: nats.c reconnects (generation {})", self->state.url,
+                 self->state.generation);
+      self->state.connected = false;
+      event(connection_state::reconnecting, "disconnected; nats.c reconnects");
+    },
+    [self, event](reconnected_atom) {
+      log().info("reconnected to {} (generation {})", self->state.url, self->state.generation);
+      self->state.connected = true;
+      event(connection_state::connected, "reconnected by nats.c");
+    },
+    [self](closed_atom) {
+      fail(self, errc::connection_closed, "nats.c closed the connection for good");
+    },
+  }
+    .or_else(serving(self))
+    .or_else(common(self));
+}
+
 } // namespace
 
 caf::behavior connection_actor(connection_actor_type* self, std::string key, uint64_t generation,
-                               caf::actor supervisor, std::shared_ptr<const settings> cfg) {
+                               connection_role role, caf::actor supervisor,
+                               std::shared_ptr<const settings> cfg) {
   auto& st = self->state;
   st.key = std::move(key);
   st.url = redact(st.key);
   st.generation = generation;
+  st.role = role;
   st.supervisor = std::move(supervisor);
   st.cfg = std::move(cfg);
+  st.pending = request_table<pending_request>{static_cast<size_t>(st.cfg->max_in_flight)};
   // A stray message (e.g. a late reply) must never take a connection down.
-  detail::tolerate_strays(self, "connection actor for " + st.url);
-  // Stopped on request (close, shutdown): requests in flight learn why before the actor goes.
-  self->set_exit_handler([self](caf::exit_msg& msg) {
-    fail_pending(self, make_error(errc::connection_closed, "closed on request", self->state.url));
-    self->quit(msg.reason);
-  });
+  detail::tolerate_strays(self, "connection actor");
   // Without its supervisor nobody could use this connection.
   self->monitor(st.supervisor);
-  self->set_down_handler([self](caf::down_msg&) { self->quit(); });
+  self->set_down_handler([self](caf::down_msg&) {
+    stop(self, make_error(errc::service_stopped, "the connection service stopped", self->state.url));
+  });
   auto servers = parse_servers(st.key);
   if (!servers) {
     self->quit(servers.error());
@@ -442,17 +541,18 @@ caf::behavior connection_actor(connection_actor_type* self, std::string key, uin
   natsOptions* opts = nullptr;
   natsStatus s = natsOptions_Create(&opts);
   if (s == NATS_OK)
-    s = configure(opts, *servers, *st.cfg);
+    s = configure_options(opts, *servers, *st.cfg, "natsvisor");
+  if (s == NATS_OK && role == connection_role::shared)
+    s = use_shared_delivery(opts);
   if (s != NATS_OK) {
     auto err = from_status(s, errc::invalid_config, st.url, "invalid connection options");
     natsOptions_Destroy(opts);
     self->quit(std::move(err));
     return {};
   }
-  auto* bridge = new detail::callback_bridge{self->ctrl()};
-  if (s = detail::install_callbacks(opts, bridge); s != NATS_OK) {
+  st.callbacks = std::make_unique<detail::callback_owner>(self->ctrl());
+  if (s = detail::install_callbacks(opts, *st.callbacks); s != NATS_OK) {
     natsOptions_Destroy(opts);
-    delete bridge; // no connection exists, so no callback can run
     self->quit(from_status(s, errc::connect_failed, st.url, "installing callbacks"));
     return {};
   }
@@ -463,10 +563,9 @@ caf::behavior connection_actor(connection_actor_type* self, std::string key, uin
   s = natsConnection_Connect(&nc, opts);
   natsOptions_Destroy(opts);
   if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
-    // nats.c released the half-made connection without calling back.
-    auto err = from_status(s, errc::connect_failed, st.url, "connect");
-    delete bridge;
-    self->quit(std::move(err));
+    // nats.c may already have queued the closed callback: it finds this actor's entry gone
+    // (callbacks free nothing), so the order does not matter.
+    self->quit(from_status(s, errc::connect_failed, st.url, "connect"));
     return {};
   }
   st.core = std::make_shared<detail::connection_core>(nc);

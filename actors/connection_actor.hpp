@@ -8,41 +8,62 @@
 
 #include <nats/nats.h>
 
+#include "caf/message.hpp"
 #include "caf/response_promise.hpp"
-
 #include "caf/stateful_actor.hpp"
 
+#include "actors/request_table.hpp"
+#include "base/time.hpp"
 #include "config/settings.hpp"
+#include "nats/callbacks.hpp"
 #include "nats/handles.hpp"
 
 namespace natsvisor {
 
-/// State of the actor that owns one natsConnection (one URL, one generation).
+/// What a connection is for: the role decides what it sets up.
+enum class connection_role : uint8_t {
+  shared, ///< the URL's shared connection: handles, JetStream, the message path
+  pooled, ///< a lease-pool connection: only the bare connection (no subscription, no JetStream)
+};
+
+/// A request waiting for something from the server, in the connection actor's request table.
+struct pending_request {
+  enum kind_t : uint8_t {
+    reply,      ///< a message-path request: the reply message
+    js_ack,     ///< a JetStream publish: the acknowledgement
+    health,     ///< a health check: the round trip through the own inbox
+    subscribed, ///< a subscribe: the round trip after the SUB, so the server has it
+    js_check,   ///< internal: whether JetStream serves this account
+  } kind;
+  caf::response_promise promise;
+  caf::message retry; ///< reply/js_ack: the request, to park it again if the connection fails
+  steady_time started;
+  uint64_t id = 0; ///< subscribed: the subscription's id
+};
+
+/// State of the actor that owns one natsConnection (one URL slot, one generation).
 struct connection_actor_state {
   ~connection_actor_state();
 
   std::string key; ///< the URL as configured; may hold credentials, so it is never logged
   std::string url; ///< redacted
   uint64_t generation = 0;
+  connection_role role = connection_role::shared;
   caf::actor supervisor;
   std::shared_ptr<const settings> cfg;
+  std::unique_ptr<detail::callback_owner> callbacks;
   std::shared_ptr<detail::connection_core> core;
   std::string last_async_error;
+  bool connected = false; ///< as nats.c's callbacks last said: no nats.c lock needed to know
+  bool failed = false;    ///< nats.c closed the connection for good; requests go back
 
-  // The message path: requests share one reply subscription ("<inbox>.<token>"), so no
-  // request ever blocks this actor and any number can be in flight.
-  struct pending_request {
-    caf::response_promise promise;
-    bool jetstream = false; ///< the reply is a JetStream acknowledgement
-    std::chrono::steady_clock::time_point deadline;
-  };
+  // The message path: requests share one reply subscription ("<inbox>.<token>"), so no request
+  // ever blocks this actor and any number (up to max_in_flight) can be in flight.
   std::string inbox;
   natsSubscription* replies = nullptr;
-  uint64_t next_token = 0;
-  std::unordered_map<uint64_t, pending_request> pending;
-  bool sweeping = false; ///< a deadline sweep is scheduled
+  request_table<pending_request> pending{1};
   /// Adaptive flushing is paused until then, after a flush found no PONG (a hung server).
-  std::chrono::steady_clock::time_point flush_paused_until;
+  steady_time flush_paused_until;
   /// Subscriptions of the message path, by the supervisor's id.
   std::unordered_map<uint64_t, natsSubscription*> subscriptions;
 
@@ -52,18 +73,26 @@ struct connection_actor_state {
 using connection_actor_type = caf::stateful_actor<connection_actor_state>;
 
 /// Owns the nats.c connection to `key` (one server or a comma-separated cluster list). It must
-/// be spawned `detached`: connecting, closing (which joins nats.c's threads) and health round
-/// trips block, and they must never block a scheduler thread.
+/// be spawned `detached`: connecting and closing (which joins nats.c's threads) block, and they
+/// must never block a scheduler thread. Only this actor calls nats.c on its connection (handle
+/// holders aside).
 ///
-/// Reports to `supervisor`: (conn_up, generation, connection_handle, jetstream_handle,
-/// jetstream_problem) once connected, and (conn_evt, generation, state, detail) when nats.c
-/// loses or regains the server. Lets nats.c reconnect inside the connection; exits with
-/// errc::connection_closed when nats.c closes it for good, errc::connect_failed when the first
-/// connect fails definitively. Answers `health` with a real round trip, and serves the message
-/// path once connected: (pub, outgoing) and (pub, vector<outgoing>) -> unit; (req, outgoing,
-/// timeout) -> nats_message; (js_pub, outgoing, timeout) -> js_ack; (sub, id, subject, queue,
-/// subscriber) -> id once the server has the subscription; (unsub, id).
+/// To `supervisor`: (conn_up, generation, connection_handle, jetstream_handle) once connected;
+/// (conn_evt, generation, state, detail) when nats.c loses or regains the server; (js_status,
+/// generation, problem) once JetStream's availability is known; (stats, generation, traffic)
+/// every second while connected and at the end; (conn_down, generation, error) when nats.c
+/// closed the connection for good or the first connect failed. From then on it serves nothing:
+/// each message-path request still in flight or arriving is handed back to the supervisor as
+/// (bounce, generation, request), with the requester's promise, to be parked for the next
+/// connection, until the supervisor sends (stop_conn, error).
+///
+/// Serves, while connected or reconnecting: health -> health_result (a non-blocking round trip);
+/// (pub, outgoing), (pub, vector<outgoing>), (pub, packed_batch); (req, outgoing, timeout) ->
+/// nats_message; (js_pub, outgoing, timeout) -> js_ack; (sub, id, subject, queue, subscriber) ->
+/// id once the server has the subscription; (unsub, id); (stop_conn, error): answers everything in
+/// flight with the error, closes the connection, quits.
 caf::behavior connection_actor(connection_actor_type* self, std::string key, uint64_t generation,
-                               caf::actor supervisor, std::shared_ptr<const settings> cfg);
+                               connection_role role, caf::actor supervisor,
+                               std::shared_ptr<const settings> cfg);
 
 } // namespace natsvisor

@@ -40,6 +40,9 @@ struct settings {
   caf::timespan lease_timeout = std::chrono::seconds(5);
   caf::timespan leak_threshold = std::chrono::seconds(60);
   caf::timespan health_timeout = std::chrono::seconds(2);
+  int max_parked = 50000;          ///< parked requests and lease waiters per URL
+  int max_in_flight = 100000;      ///< requests awaiting a reply per connection
+  int max_subscriptions = 100000;  ///< message-path subscriptions over all URLs
   nats_options nats;
   // TLS and credentials (also from NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_CREDS).
   bool tls = false;

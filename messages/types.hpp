@@ -74,6 +74,30 @@ typename Inspector::result_type inspect(Inspector& f, pool_status& x) {
            x.timeouts, x.created, x.closed, x.leaks);
 }
 
+/// Traffic counters of one connection, as nats.c counts them.
+struct traffic {
+  uint64_t in_msgs = 0;
+  uint64_t in_bytes = 0;
+  uint64_t out_msgs = 0;
+  uint64_t out_bytes = 0;
+  uint64_t reconnects = 0;
+
+  traffic& operator+=(const traffic& x) {
+    in_msgs += x.in_msgs;
+    in_bytes += x.in_bytes;
+    out_msgs += x.out_msgs;
+    out_bytes += x.out_bytes;
+    reconnects += x.reconnects;
+    return *this;
+  }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, traffic& x) {
+  return f(caf::meta::type_name("traffic"), x.in_msgs, x.in_bytes, x.out_msgs, x.out_bytes,
+           x.reconnects);
+}
+
 /// One URL's line in status().
 struct url_status {
   std::string url;

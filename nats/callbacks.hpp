@@ -3,25 +3,58 @@
 #include <nats/nats.h>
 
 #include "caf/actor_control_block.hpp"
-#include "caf/weak_intrusive_ptr.hpp"
 
 namespace natsvisor::detail {
 
-/// The closure of every nats.c connection callback. nats.c calls the callbacks on its own
-/// thread, possibly after natsConnection_Destroy() returned, so the closure cannot live in
-/// actor state: it is a heap object that only the closed callback frees. The closed callback
-/// is the last one: nats.c's close joins its read, flush and reconnect threads (which post the
-/// other callbacks) before it posts "closed" to the same FIFO callback thread. Drain and
-/// asynchronous JetStream publishing, which post errors from other threads, are not used.
-/// It holds a weak handle, so a callback never keeps the actor alive or touches its state: it
-/// only sends a message, and sends nothing once the actor is gone.
-struct callback_bridge {
-  caf::weak_actor_ptr owner;
+/// The closure of every nats.c connection callback of one connection actor. nats.c calls the
+/// callbacks on its own thread, possibly after natsConnection_Destroy() returned, and
+/// natsConnection_Connect can fail after it already queued the closed callback, so no closure
+/// may be memory that one side frees while the other may still use it. The closure is therefore
+/// a number, not a pointer: a callback looks the number up in a process-wide table (under a
+/// mutex, on nats.c's thread) and sends its message to the weak handle it finds; the actor removes
+/// its entry when it is destroyed, after which a late callback finds nothing and does nothing.
+/// Nothing is ever freed by a callback. The table holds one entry per live connection actor.
+class callback_owner {
+ public:
+  explicit callback_owner(caf::weak_actor_ptr owner);
+  ~callback_owner();
+  callback_owner(const callback_owner&) = delete;
+  callback_owner& operator=(const callback_owner&) = delete;
+
+  /// The closure to hand to nats.c.
+  void* closure() const noexcept;
+
+ private:
+  uintptr_t id_;
 };
 
-/// Installs the connected (retry-on-failed-connect), disconnected, reconnected, closed, error
-/// and lame-duck callbacks with `bridge` as their closure. On success the closed callback owns
-/// `bridge` from the moment a connection exists.
-natsStatus install_callbacks(natsOptions* opts, callback_bridge* bridge);
+/// Installs the connected (retry-on-failed-connect), disconnected, reconnected, closed, error and
+/// lame-duck callbacks with `owner`'s closure.
+natsStatus install_callbacks(natsOptions* opts, const callback_owner& owner);
+
+/// The connection callbacks, for tests that call them as nats.c would (late, or after a failed
+/// connect). Each catches every exception: nothing may unwind into C.
+void on_connected(natsConnection*, void* closure);
+void on_closed(natsConnection*, void* closure);
+
+/// Runs `f` at a C boundary (a nats.c callback): an exception is logged and swallowed, since
+/// unwinding into nats.c would terminate the process. Returns false when `f` threw.
+template <class F>
+bool at_c_boundary(const char* where, F&& f) noexcept;
+
+void log_boundary_exception(const char* where, const char* what) noexcept;
+
+template <class F>
+bool at_c_boundary(const char* where, F&& f) noexcept {
+  try {
+    f();
+    return true;
+  } catch (const std::exception& e) {
+    log_boundary_exception(where, e.what());
+  } catch (...) {
+    log_boundary_exception(where, "unknown exception");
+  }
+  return false;
+}
 
 } // namespace natsvisor::detail

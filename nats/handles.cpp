@@ -16,7 +16,7 @@ jetstream_core::~jetstream_core() {
 } // namespace detail
 
 bool connection_handle::closed() const noexcept {
-  return !core_ || natsConnection_IsClosed(core_->nc);
+  return !core_ || core_->closed.load(std::memory_order_acquire);
 }
 
 } // namespace natsvisor

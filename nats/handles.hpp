@@ -23,6 +23,10 @@ struct connection_core {
   connection_core(const connection_core&) = delete;
   connection_core& operator=(const connection_core&) = delete;
   natsConnection* const nc;
+  /// Set by the connection's owner once the connection is closed for good. Read without any
+  /// nats.c call, because nats.c holds the connection's lock for a whole reconnect attempt and
+  /// `natsConnection_IsClosed` would wait for it.
+  std::atomic<bool> closed{false};
 };
 
 /// Owns one jsCtx and keeps its connection alive: `conn` is declared first, so it is released

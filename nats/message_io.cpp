@@ -6,6 +6,7 @@
 #include "caf/actor_cast.hpp"
 #include "caf/send.hpp"
 
+#include "nats/callbacks.hpp"
 #include "nats/type_ids.hpp"
 
 namespace natsvisor::detail {
@@ -19,8 +20,10 @@ struct message_bridge {
 
 void on_message(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
   auto* bridge = static_cast<message_bridge*>(closure);
-  if (auto hdl = caf::actor_cast<caf::actor>(bridge->target))
-    caf::anon_send(hdl, to_message(msg, bridge->id));
+  at_c_boundary("message handler", [&] {
+    if (auto hdl = caf::actor_cast<caf::actor>(bridge->target))
+      caf::anon_send(hdl, to_message(msg, bridge->id));
+  });
   natsMsg_Destroy(msg);
 }
 

@@ -75,14 +75,20 @@ std::optional<uint64_t> number_value(std::string_view json, std::string_view key
 
 } // namespace
 
+caf::error jetstream_api_error(std::string_view json, const std::string& url) {
+  auto err_pos = json.find("\"error\"");
+  if (err_pos == std::string_view::npos)
+    return caf::none;
+  auto err = json.substr(err_pos);
+  auto description = string_value(err, "description").value_or("unknown JetStream error");
+  auto err_code = number_value(err, "err_code").value_or(0);
+  auto code = err_code == 10060 ? errc::no_stream : errc::jetstream_error;
+  return make_error(code, description + " (err_code " + std::to_string(err_code) + ")", url);
+}
+
 caf::expected<js_ack> parse_js_ack(std::string_view json, const std::string& url) {
-  if (auto err_pos = json.find("\"error\""); err_pos != std::string_view::npos) {
-    auto err = json.substr(err_pos);
-    auto description = string_value(err, "description").value_or("unknown JetStream error");
-    auto err_code = number_value(err, "err_code").value_or(0);
-    auto code = err_code == 10060 ? errc::no_stream : errc::jetstream_error;
-    return make_error(code, description + " (err_code " + std::to_string(err_code) + ")", url);
-  }
+  if (auto err = jetstream_api_error(json, url))
+    return err;
   auto stream = string_value(json, "stream");
   auto seq = number_value(json, "seq");
   if (!stream || !seq)

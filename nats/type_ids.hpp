@@ -29,6 +29,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(natsvisor, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(natsvisor, (std::vector<natsvisor::nats_message>))
   CAF_ADD_TYPE_ID(natsvisor, (natsvisor::js_ack))
   CAF_ADD_TYPE_ID(natsvisor, (natsvisor::lease_leaked))
+  CAF_ADD_TYPE_ID(natsvisor, (natsvisor::traffic))
 
   // Atom text: at most 10 characters in CAF 0.17. CAF defines close_atom, get_atom, ... in
   // namespace caf already; these live in namespace natsvisor.
@@ -49,7 +50,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(natsvisor, caf::first_custom_type_id)
   // Pool and leases.
   CAF_ADD_ATOM(natsvisor, natsvisor, lease_atom, "lease")
   CAF_ADD_ATOM(natsvisor, natsvisor, lease_end_atom, "lease_end")
-  CAF_ADD_ATOM(natsvisor, natsvisor, lease_to_atom, "lease_to")
   CAF_ADD_ATOM(natsvisor, natsvisor, leak_check_atom, "leak_chk")
 
   // The message path.
@@ -58,7 +58,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(natsvisor, caf::first_custom_type_id)
   CAF_ADD_ATOM(natsvisor, natsvisor, sub_atom, "sub")
   CAF_ADD_ATOM(natsvisor, natsvisor, unsub_atom, "unsub")
   CAF_ADD_ATOM(natsvisor, natsvisor, js_pub_atom, "js_pub")
-  CAF_ADD_ATOM(natsvisor, natsvisor, reply_atom, "reply")
   CAF_ADD_ATOM(natsvisor, natsvisor, req_to_atom, "req_to")
 
   // The JetStream pull consumer.
@@ -68,6 +67,13 @@ CAF_BEGIN_TYPE_ID_BLOCK(natsvisor, caf::first_custom_type_id)
   // Connection actor -> supervisor.
   CAF_ADD_ATOM(natsvisor, natsvisor, conn_up_atom, "conn_up")
   CAF_ADD_ATOM(natsvisor, natsvisor, conn_event_atom, "conn_evt")
+  CAF_ADD_ATOM(natsvisor, natsvisor, conn_down_atom, "conn_down")
+  CAF_ADD_ATOM(natsvisor, natsvisor, js_status_atom, "js_status")
+  CAF_ADD_ATOM(natsvisor, natsvisor, stats_atom, "stats")
+  CAF_ADD_ATOM(natsvisor, natsvisor, bounce_atom, "bounce")
+
+  // Supervisor -> connection actor: close the connection, answer what is in flight with the error.
+  CAF_ADD_ATOM(natsvisor, natsvisor, stop_conn_atom, "stop_conn")
 
   // nats.c callbacks -> connection actor.
   CAF_ADD_ATOM(natsvisor, natsvisor, connected_atom, "connected")
@@ -79,7 +85,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(natsvisor, caf::first_custom_type_id)
 
   // Supervisor timers.
   CAF_ADD_ATOM(natsvisor, natsvisor, restart_atom, "restart")
-  CAF_ADD_ATOM(natsvisor, natsvisor, park_timeout_atom, "park_to")
+  CAF_ADD_ATOM(natsvisor, natsvisor, sweep_atom, "sweep")
+  CAF_ADD_ATOM(natsvisor, natsvisor, forget_atom, "forget")
 
   // Service manager.
   CAF_ADD_ATOM(natsvisor, natsvisor, svc_init_atom, "svc_init")

@@ -1,13 +1,11 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <random>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "caf/actor.hpp"
@@ -16,10 +14,12 @@
 #include "caf/response_promise.hpp"
 #include "caf/stateful_actor.hpp"
 
+#include "base/deadline_table.hpp"
 #include "config/settings.hpp"
 #include "nats/handles.hpp"
-#include "messages/types.hpp"
-#include "supervisors/restart_policy.hpp"
+#include "supervisors/connection_slot.hpp"
+#include "supervisors/lease_pool.hpp"
+#include "supervisors/subscription_registry.hpp"
 
 namespace natsvisor {
 
@@ -30,91 +30,77 @@ enum class request_kind {
   health,
   connection_scope,
   jetstream_scope,
-  forward
+  forward ///< the message path: served by the connection actor
 };
 
 struct parked_request {
-  uint64_t id = 0;
   request_kind kind = request_kind::connection;
   caf::response_promise promise;
-  caf::message forward; ///< for request_kind::forward: what the connection actor will serve
-};
-
-/// One supervised connection of a URL: the shared one (index 0) or a pool slot (1..size).
-struct connection_slot {
-  uint32_t index = 0;
-  caf::actor child; ///< null while restarting, given up or closed
-  uint64_t generation = 0;
-  connection_state state = connection_state::closed;
-  connection_handle conn; ///< valid while connected or reconnecting
-  jetstream_handle js;    ///< this generation's context
-  std::string js_problem; ///< why JetStream is unavailable, if it is
-  failure_history history;
-  bool closing = false; ///< closed on request: its exit is no failure
-  uint64_t restarts = 0;
-  std::string last_error; ///< without URL (the entry names it)
-  /// Traffic of the generations that ended, so status() counts the URL's whole life.
-  struct traffic {
-    uint64_t in_msgs = 0, in_bytes = 0, out_msgs = 0, out_bytes = 0, reconnects = 0;
-  } retired;
-  std::string give_up_reason;
-  // Pool slots: the current loan (0 = idle) and who holds it.
-  uint64_t lease = 0;
-  std::string holder;
-  caf::timestamp leased_at;
+  caf::message forward; ///< request_kind::forward: the request for the connection actor
 };
 
 struct lease_waiter {
-  uint64_t id = 0;
   caf::response_promise promise;
   std::string holder;
 };
 
-/// A message-path subscription. The supervisor keeps it, so every new connection of the URL
-/// subscribes it again.
-struct subscription_record {
-  uint64_t id = 0;
-  std::string subject;
-  std::string queue;
-  caf::actor subscriber;
+/// What the actor keeps beside one slot's pure state machine: the child and what it reported.
+struct slot_runtime {
+  explicit slot_runtime(const restart_policy& p) : machine(p) {}
+  connection_slot machine;
+  caf::actor child;       ///< the current child; null when none runs
+  connection_handle conn; ///< valid while the slot is usable
+  jetstream_handle js;    ///< shared slot: this generation's context
+  std::string js_problem; ///< why JetStream is unavailable, if it is
+  traffic current;        ///< the current generation's counters, as it last reported them
+  traffic retired;        ///< of the generations that ended
+  std::string holder;     ///< pool slots: who holds the lease
+  steady_time leased_at;
 };
 
-/// The supervisor's knowledge of one URL: the durable state that outlives connection actors.
+/// The supervisor's knowledge of one URL. Erased once closed.
 struct url_entry {
+  url_entry(std::string k, const settings& cfg);
   std::string key; ///< the URL as given; may hold credentials, never logged
   std::string url; ///< redacted
-  connection_slot shared;
-  std::vector<connection_slot> pool; ///< pool[i] has index i + 1
-  bool closing = false;              ///< close_connection in progress: nothing new starts
-  std::vector<parked_request> parked;
-  std::deque<lease_waiter> waiters; ///< FIFO
-  std::map<uint64_t, subscription_record> subscriptions;
-  std::vector<std::function<void()>> on_closed; ///< run when every slot has stopped
+  std::vector<slot_runtime> slots; ///< [0]: the shared connection; [i]: pool slot i
+  deadline_table<parked_request> parked;
+  lease_pool<lease_waiter> pool;
+  std::string gave_up_reason; ///< the URL gave up (until reset): requests fail at once
+  bool closing = false;
+  caf::error stop_reason; ///< while closing: what requests in flight are answered with
+  std::vector<std::function<void()>> on_closed; ///< run once the close completed
   uint64_t active_scopes = 0;
-  pool_status counters; ///< the cumulative counters; the rest is computed in status()
+  uint64_t pool_closed = 0; ///< pooled connection actors that ended
+  uint64_t leaks = 0;
 };
 
 struct supervisor_state {
-  ~supervisor_state();
+  struct child_ref {
+    std::string key;
+    uint32_t index;
+    uint64_t generation;
+  };
   std::shared_ptr<const settings> cfg;
   std::map<std::string, url_entry> urls;
-  /// Each live connection actor -> its URL's key and slot index.
-  std::map<caf::actor_addr, std::pair<std::string, uint32_t>> children;
+  std::map<caf::actor_addr, child_ref> children;
+  subscription_registry<caf::actor> subscriptions{1};
   std::vector<caf::actor> watchers;
-  uint64_t next_id = 0; ///< parked requests, leases, waiters and subscriptions
+  uint64_t next_id = 0; ///< parked requests, lease waiters, subscriptions
   std::mt19937_64 rng{std::random_device{}()};
-  natsStatistics* stats = nullptr;
+  bool shutting_down = false;
+  caf::error exit_reason;
 
   static inline const char* name = "natsvisor.supervisor";
 };
 
 using supervisor_type = caf::stateful_actor<supervisor_state>;
 
-/// The connection supervisor: one shared connection actor per URL (on demand, and at start for
-/// the configured `urls`) plus up to `connection_pool_size` pooled ones for leases; monitors
-/// them, restarts failed ones as the restart policy decides, parks requests while a URL's
-/// shared connection is (re)starting, gives up explicitly, and keeps the durable state
-/// (subscriptions, pool, counters) across restarts. An empty URL means the configured default.
+/// The connection supervisor: per URL, a shared connection actor (on demand, and at start for
+/// the configured `urls`) plus up to `connection_pool_size` pooled ones for leases. It feeds
+/// what happens to each into the slot's pure state machine and does what that decides; parks
+/// requests (bounded, deadline-ordered) while a URL's shared connection is (re)starting; keeps
+/// the durable state (subscriptions, pool, counters) across restarts; never calls nats.c.
 ///
 /// - (get_conn, url) -> connection_handle;   (get_js, url) -> jetstream_handle
 /// - (scope, url) -> connection_scope;       (js_scope, url) -> jetstream_scope
@@ -125,6 +111,8 @@ using supervisor_type = caf::stateful_actor<supervisor_state>;
 /// - (pub, url, outgoing) -> unit; (pub, url, vector<outgoing>) -> count;
 ///   (req, url, outgoing, timeout) -> nats_message; (js_pub, url, outgoing, timeout) -> js_ack
 /// - (sub, url, subject, queue, subscriber) -> id; (unsub, url, id)
+/// An exit message stops it: every connection is closed and every waiting request answered
+/// with errc::service_stopped before it quits.
 caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const settings> cfg);
 
 } // namespace natsvisor

@@ -1,0 +1,64 @@
+#include "nats/options.hpp"
+
+#include <mutex>
+
+#include "base/time.hpp"
+
+namespace natsvisor {
+
+natsStatus configure_options(natsOptions* opts, const std::vector<std::string>& servers,
+                             const settings& cfg, const std::string& name) {
+  std::vector<const char*> raw;
+  for (auto& s : servers)
+    raw.push_back(s.c_str());
+  auto& n = cfg.nats;
+  natsStatus s = natsOptions_SetServers(opts, raw.data(), static_cast<int>(raw.size()));
+  // Keep the configured order: the first server of a list is the preferred one.
+  if (s == NATS_OK)
+    s = natsOptions_SetNoRandomize(opts, true);
+  if (s == NATS_OK)
+    s = natsOptions_SetName(opts, name.c_str());
+  if (s == NATS_OK)
+    s = natsOptions_SetTimeout(opts, to_ms(cfg.connection_timeout));
+  if (s == NATS_OK)
+    s = natsOptions_SetAllowReconnect(opts, true);
+  if (s == NATS_OK)
+    s = natsOptions_SetMaxReconnect(opts, n.max_reconnect);
+  if (s == NATS_OK)
+    s = natsOptions_SetReconnectWait(opts, to_ms(n.reconnect_wait));
+  if (s == NATS_OK)
+    s = natsOptions_SetReconnectJitter(opts, to_ms(n.reconnect_jitter), to_ms(n.reconnect_jitter));
+  if (s == NATS_OK)
+    s = natsOptions_SetPingInterval(opts, to_ms(n.ping_interval));
+  if (s == NATS_OK)
+    s = natsOptions_SetMaxPingsOut(opts, n.max_pings_out);
+  if (s == NATS_OK)
+    s = natsOptions_SetReconnectBufSize(opts, n.reconnect_buf_size);
+  if (s == NATS_OK)
+    s = natsOptions_SetSendAsap(opts, n.send_asap);
+  if (s == NATS_OK && !cfg.user.empty())
+    s = natsOptions_SetUserInfo(opts, cfg.user.c_str(), cfg.password.c_str());
+  if (s == NATS_OK && !cfg.token.empty())
+    s = natsOptions_SetToken(opts, cfg.token.c_str());
+  if (s == NATS_OK && !cfg.creds_file.empty())
+    s = natsOptions_SetUserCredentialsFromFiles(opts, cfg.creds_file.c_str(), nullptr);
+  if (s == NATS_OK && cfg.tls)
+    s = natsOptions_SetSecure(opts, true);
+  if (s == NATS_OK && !cfg.tls_ca_file.empty())
+    s = natsOptions_LoadCATrustedCertificates(opts, cfg.tls_ca_file.c_str());
+  if (s == NATS_OK && !cfg.tls_cert_file.empty())
+    s = natsOptions_LoadCertificatesChain(opts, cfg.tls_cert_file.c_str(),
+                                          cfg.tls_key_file.c_str());
+  return s;
+}
+
+natsStatus use_shared_delivery(natsOptions* opts) {
+  // A few threads serve every subscription of the process; nats.c grows the pool on demand up to
+  // this size. One thread per subscription would let 10,000 subscriptions cost 10,000 threads.
+  static const natsStatus pool = nats_SetMessageDeliveryPoolSize(4);
+  if (pool != NATS_OK)
+    return pool;
+  return natsOptions_UseGlobalMessageDelivery(opts, true);
+}
+
+} // namespace natsvisor

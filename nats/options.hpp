@@ -1,0 +1,21 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nats/nats.h>
+
+#include "config/settings.hpp"
+
+namespace natsvisor {
+
+/// Applies the configuration to fresh nats.c options for `servers` (the parsed URL list) with
+/// the connection name `name`. Returns the first failing status.
+natsStatus configure_options(natsOptions* opts, const std::vector<std::string>& servers,
+                             const settings& cfg, const std::string& name);
+
+/// Makes nats.c deliver the messages of every subscription of a connection made with `opts` on
+/// a shared pool of threads instead of one thread per subscription (once per process).
+natsStatus use_shared_delivery(natsOptions* opts);
+
+} // namespace natsvisor

@@ -1,0 +1,52 @@
+#pragma once
+
+// Internal to the connection supervisor: the helpers its handler groups share. Not installed for
+// users; connection_supervisor.cpp acts on the pure cores' decisions, supervision_handlers.cpp
+// holds the message handlers.
+
+#include <string>
+#include <vector>
+
+#include "caf/error.hpp"
+#include "caf/expected.hpp"
+#include "caf/message_handler.hpp"
+
+#include "supervisors/connection_supervisor.hpp"
+
+namespace natsvisor::supervision {
+
+using self_ptr = supervisor_type*;
+
+url_entry* find_entry(self_ptr self, const std::string& key);
+const std::string& key_of(self_ptr self, const std::string& url);
+caf::expected<url_entry*> entry_for(self_ptr self, const std::string& url);
+caf::error gave_up_error(const url_entry& e);
+
+void answer(self_ptr self, url_entry& e, parked_request& r);
+void refuse(const url_entry& e, parked_request& r, caf::error err);
+void fail_parked(url_entry& e, const caf::error& err);
+void arm_timers(self_ptr self, url_entry& e);
+
+/// Feeds one event to slot `index` of `e` and does what it decides (pool slots: the pool too).
+void apply(self_ptr self, url_entry& e, uint32_t index, slot_input event);
+void ensure_shared(self_ptr self, url_entry& e);
+/// Hands out the pool's grants and starts the slots it asks for.
+void act_on_pool(self_ptr self, url_entry& e, lease_pool<lease_waiter>::decisions d);
+/// Every entry, for loops that may change them (closing) without touching the map.
+std::vector<url_entry*> entries(self_ptr self);
+void subscribe_on_child(self_ptr self, url_entry& e,
+                        const subscription_registry<caf::actor>::record& r,
+                        caf::response_promise rp);
+void child_ended(self_ptr self, url_entry& e, uint32_t index, uint64_t generation,
+                 const caf::error& reason);
+void notify(self_ptr self, url_entry& e, uint32_t index, const slot_action::notify& n);
+void close_entry(self_ptr self, url_entry& e, caf::error reason);
+void shut_down(self_ptr self, caf::error reason);
+url_status status_of(const url_entry& e);
+void on_down(self_ptr self, caf::down_msg& msg);
+
+caf::message_handler handle_requests(self_ptr self);
+caf::message_handler message_path(self_ptr self);
+caf::message_handler from_children(self_ptr self);
+
+} // namespace natsvisor::supervision

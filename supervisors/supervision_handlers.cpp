@@ -1,0 +1,411 @@
+// The connection supervisor's message handlers, in three groups: requests from service actors,
+// the message path, and reports from connection actors and timers. Each handler feeds events to
+// the pure cores (through `apply`) or answers from what they hold.
+
+#include <algorithm>
+#include <random>
+
+#include "caf/all.hpp"
+
+#include "base/logging.hpp"
+#include "base/replies.hpp"
+#include "config/url.hpp"
+#include "nats/protocol.hpp"
+#include "nats/type_ids.hpp"
+#include "supervisors/supervision.hpp"
+
+namespace natsvisor::supervision {
+
+namespace {
+
+caf::response_promise refused(self_ptr self, caf::error err) {
+  auto rp = self->make_response_promise();
+  detail::deliver_error(rp, std::move(err));
+  return rp;
+}
+
+// Why nothing may be served on `e` now, if anything forbids it.
+caf::error refusal(self_ptr self, const url_entry& e) {
+  if (self->state.shutting_down)
+    return make_error(errc::service_stopped, "the connection service stopped", e.url);
+  if (e.closing)
+    return make_error(errc::connection_closed, "closing on request", e.url);
+  if (!e.gave_up_reason.empty())
+    return gave_up_error(e);
+  return caf::none;
+}
+
+bool is_watcher(self_ptr self, const caf::actor& a) {
+  auto& ws = self->state.watchers;
+  return std::find(ws.begin(), ws.end(), a) != ws.end();
+}
+
+// Serves a request on the URL's shared connection, or parks it until that is up.
+caf::response_promise serve(self_ptr self, request_kind kind, const std::string& url,
+                            caf::message forward = {}) {
+  parked_request r{kind, self->make_response_promise(), std::move(forward)};
+  auto rp = r.promise;
+  auto entry = entry_for(self, url);
+  if (!entry) {
+    detail::deliver_error(rp, std::move(entry.error()));
+    return rp;
+  }
+  auto& e = **entry;
+  if (auto err = refusal(self, e)) {
+    refuse(e, r, std::move(err));
+    return rp;
+  }
+  ensure_shared(self, e);
+  if (e.slots[0].machine.usable()) {
+    answer(self, e, r);
+    return rp;
+  }
+  auto deadline = steady_clock::now() + self->state.cfg->request_timeout;
+  if (!e.parked.add(++self->state.next_id, deadline, r))
+    refuse(e, r,
+           make_error(errc::overloaded,
+                      "max_parked (" + std::to_string(self->state.cfg->max_parked)
+                        + ") requests already wait for this URL's connection",
+                      e.url));
+  arm_timers(self, e);
+  return rp;
+}
+
+// Rejects a subject before anything is sent, so a bad one never reaches the server.
+caf::error check_subject(self_ptr self, const std::string& url, const std::string& subject,
+                         bool wildcards) {
+  if (valid_subject(subject, wildcards))
+    return caf::none;
+  return make_error(errc::invalid_subject, "invalid subject '" + subject + "'",
+                    redact(key_of(self, url)));
+}
+
+template <class... Ts>
+caf::response_promise forward(self_ptr self, const std::string& url, Ts&&... xs) {
+  return serve(self, request_kind::forward, url, caf::make_message(std::forward<Ts>(xs)...));
+}
+
+// JetStream deduplicates by Nats-Msg-Id: with one on every publish, a publish that is parked
+// again after a failed connection is stored once, however often it is sent.
+void ensure_msg_id(self_ptr self, outgoing& m) {
+  for (auto& [k, v] : m.headers)
+    if (k == "Nats-Msg-Id")
+      return;
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  m.headers.emplace_back("Nats-Msg-Id", "nv-" + std::to_string(rng()) + "-"
+                                          + std::to_string(++self->state.next_id));
+}
+
+} // namespace
+
+caf::message_handler handle_requests(self_ptr self) {
+  return {
+    [self](get_conn_atom, const std::string& url) {
+      return serve(self, request_kind::connection, url);
+    },
+    [self](get_js_atom, const std::string& url) {
+      return serve(self, request_kind::jetstream, url);
+    },
+    [self](scope_atom, const std::string& url) {
+      return serve(self, request_kind::connection_scope, url);
+    },
+    [self](js_scope_atom, const std::string& url) {
+      return serve(self, request_kind::jetstream_scope, url);
+    },
+    [self](health_atom, const std::string& url) { return serve(self, request_kind::health, url); },
+    [self](scope_end_atom, const std::string& key) {
+      if (auto* e = find_entry(self, key); e && e->active_scopes > 0)
+        --e->active_scopes;
+    },
+    [self](lease_atom, const std::string& url, caf::timespan timeout) {
+      auto entry = entry_for(self, url);
+      if (!entry)
+        return refused(self, entry.error());
+      auto& e = **entry;
+      if (auto err = refusal(self, e))
+        return refused(self, std::move(err));
+      auto rp = self->make_response_promise();
+      lease_waiter w{rp, caf::to_string(self->current_sender())};
+      auto wait = timeout > caf::timespan{0} ? timeout : self->state.cfg->lease_timeout;
+      auto decided = e.pool.request(++self->state.next_id, steady_clock::now() + wait, w);
+      if (!decided)
+        return refused(self, make_error(errc::overloaded,
+                                        "max_parked (" + std::to_string(self->state.cfg->max_parked)
+                                          + ") lease requests already wait",
+                                        e.url));
+      act_on_pool(self, e, std::move(*decided));
+      arm_timers(self, e);
+      return rp;
+    },
+    [self](lease_end_atom, const std::string& key, uint32_t index, uint64_t id) {
+      if (auto* e = find_entry(self, key))
+        act_on_pool(self, *e, e->pool.release(index, id)); // a stale or 2nd return: nothing
+    },
+    [self](leak_check_atom, const std::string& key, uint32_t index, uint64_t id) {
+      auto* e = find_entry(self, key);
+      if (!e || !e->pool.holds(index, id))
+        return;
+      ++e->leaks;
+      auto& s = e->slots[index];
+      auto held = steady_clock::now() - s.leased_at;
+      log().warn("lease {} of {} held by {} for {} ms (leak_threshold {} ms)", id, e->url,
+                 s.holder, to_ms(held), to_ms(self->state.cfg->leak_threshold));
+      lease_leaked ev{e->url, id, s.holder, held};
+      for (auto& w : self->state.watchers)
+        self->send(w, ev);
+    },
+    [self](reset_atom, const std::string& url) -> caf::result<caf::unit_t> {
+      auto entry = entry_for(self, url);
+      if (!entry)
+        return entry.error();
+      auto& e = **entry;
+      if (!e.gave_up_reason.empty())
+        log().info("reviving {} on request", e.url);
+      e.gave_up_reason.clear();
+      for (uint32_t i = 0; i < e.slots.size(); ++i)
+        apply(self, e, i, slot_event::reset{});
+      return caf::unit;
+    },
+    [self](status_atom) {
+      status_report report;
+      for (auto& [key, e] : self->state.urls) {
+        report.push_back(status_of(e));
+        report.back().subscriptions = self->state.subscriptions.count_url(key);
+      }
+      return report;
+    },
+    [self](watch_atom, const caf::actor& watcher) {
+      if (!watcher || is_watcher(self, watcher))
+        return;
+      if (self->state.watchers.size() >= static_cast<size_t>(self->state.cfg->max_subscriptions)) {
+        log().warn("watch refused: max_subscriptions watchers already");
+        return;
+      }
+      if (!self->state.subscriptions.has_subscriber(watcher))
+        self->monitor(watcher);
+      self->state.watchers.push_back(watcher);
+    },
+    [self](unwatch_atom, const caf::actor& watcher) {
+      auto& ws = self->state.watchers;
+      auto it = std::find(ws.begin(), ws.end(), watcher);
+      if (it == ws.end())
+        return;
+      ws.erase(it);
+      if (!self->state.subscriptions.has_subscriber(watcher))
+        self->demonitor(watcher);
+    },
+    [self](close_conn_atom, const std::string& url) {
+      auto rp = self->make_response_promise();
+      auto* e = find_entry(self, key_of(self, url));
+      if (!e) {
+        rp.deliver(caf::unit); // nothing open: closing is already done
+        return rp;
+      }
+      e->on_closed.emplace_back([rp]() mutable { rp.deliver(caf::unit); });
+      close_entry(self, *e, make_error(errc::connection_closed, "closed on request", e->url));
+      return rp;
+    },
+    // -- the service lifecycle (see services/service_manager.hpp) ----------------------------
+    [](svc_init_atom, const caf::actor&) {
+      return caf::unit; // connections start on demand; configured URLs started with the actor
+    },
+    [self](svc_clean_atom) {
+      // Answered once every connection of every URL is closed.
+      auto rp = self->make_response_promise();
+      auto left = std::make_shared<size_t>(self->state.urls.size());
+      if (*left == 0)
+        rp.deliver(caf::unit);
+      for (auto* e : entries(self)) {
+        e->on_closed.emplace_back([rp, left]() mutable {
+          if (--*left == 0)
+            rp.deliver(caf::unit);
+        });
+        close_entry(self, *e, make_error(errc::connection_closed, "closed on request", e->url));
+      }
+      return rp;
+    },
+  };
+}
+
+caf::message_handler message_path(self_ptr self) {
+  return {
+    [self](pub_atom, const std::string& url, outgoing& m) {
+      if (auto err = check_subject(self, url, m.subject, false))
+        return refused(self, std::move(err));
+      return forward(self, url, pub_atom_v, std::move(m));
+    },
+    [self](pub_atom, const std::string& url, std::vector<outgoing>& batch) {
+      for (auto& m : batch)
+        if (auto err = check_subject(self, url, m.subject, false))
+          return refused(self, std::move(err));
+      return forward(self, url, pub_atom_v, std::move(batch));
+    },
+    [self](pub_atom, const std::string& url, packed_batch& batch) {
+      if (auto err = check_subject(self, url, batch.subject, false))
+        return refused(self, std::move(err));
+      return forward(self, url, pub_atom_v, std::move(batch));
+    },
+    [self](req_atom, const std::string& url, outgoing& m, caf::timespan timeout) {
+      if (auto err = check_subject(self, url, m.subject, false))
+        return refused(self, std::move(err));
+      return forward(self, url, req_atom_v, std::move(m), timeout);
+    },
+    [self](js_pub_atom, const std::string& url, outgoing& m, caf::timespan timeout) {
+      if (auto err = check_subject(self, url, m.subject, false))
+        return refused(self, std::move(err));
+      ensure_msg_id(self, m);
+      return forward(self, url, js_pub_atom_v, std::move(m), timeout);
+    },
+    // A request a failed connection handed back, with its requester's promise: parked for the
+    // next connection of the URL (never for the generation that failed).
+    [self](bounce_atom, const std::string& key, uint64_t generation, caf::message& request) {
+      auto* e = find_entry(self, key);
+      if (e && e->slots[0].machine.usable() && e->slots[0].machine.generation() == generation) {
+        // Cannot happen (the failure report precedes every bounce); refuse rather than loop.
+        return refused(self, make_error(errc::connection_closed, "connection failed", e->url));
+      }
+      return serve(self, request_kind::forward, key, std::move(request));
+    },
+    [self](sub_atom, const std::string& url, const std::string& subject, const std::string& queue,
+           const caf::actor& subscriber) {
+      if (auto err = check_subject(self, url, subject, true))
+        return refused(self, std::move(err));
+      if (!queue.empty() && !valid_subject(queue, false)) // a queue name is one plain token
+        return refused(self, make_error(errc::invalid_subject, "invalid queue group '" + queue + "'",
+                                        redact(key_of(self, url))));
+      if (!subscriber)
+        return refused(self, make_error(errc::nats_error, "no subscriber actor", redact(url)));
+      auto entry = entry_for(self, url);
+      if (!entry)
+        return refused(self, entry.error());
+      auto& e = **entry;
+      if (auto err = refusal(self, e))
+        return refused(self, std::move(err));
+      auto& subs = self->state.subscriptions;
+      subscription_registry<caf::actor>::record r{++self->state.next_id, e.key, subject, queue,
+                                                  subscriber};
+      auto added = subs.add(r);
+      if (!added.ok)
+        return refused(self, make_error(errc::overloaded,
+                                        "max_subscriptions ("
+                                          + std::to_string(self->state.cfg->max_subscriptions)
+                                          + ") reached",
+                                        e.url));
+      if (added.first_for_subscriber && !is_watcher(self, subscriber))
+        self->monitor(subscriber);
+      ensure_shared(self, e);
+      auto rp = self->make_response_promise();
+      if (e.slots[0].machine.usable())
+        subscribe_on_child(self, e, r, rp);
+      else
+        rp.deliver(r.id); // kept: subscribed as soon as the connection is up
+      return rp;
+    },
+    [self](unsub_atom, const std::string& url, uint64_t id) {
+      auto removed = self->state.subscriptions.remove(id);
+      if (!removed)
+        return;
+      auto& sub = removed->rec.subscriber;
+      if (removed->last_for_subscriber && !is_watcher(self, sub))
+        self->demonitor(sub);
+      if (auto* e = find_entry(self, removed->rec.url); e && e->slots[0].child)
+        self->send(e->slots[0].child, unsub_atom_v, id);
+      (void)url;
+    },
+  };
+}
+
+caf::message_handler from_children(self_ptr self) {
+  // The current child of a slot, or null: a message from a replaced generation changes nothing.
+  auto current = [self](uint64_t generation) -> std::pair<url_entry*, uint32_t> {
+    auto sender = self->current_sender();
+    auto it = sender ? self->state.children.find(sender->address())
+                     : self->state.children.end();
+    if (it == self->state.children.end() || it->second.generation != generation)
+      return {nullptr, 0};
+    return {find_entry(self, it->second.key), it->second.index};
+  };
+  return {
+    [self, current](conn_up_atom, uint64_t generation, connection_handle& conn,
+                    jetstream_handle& js) {
+      auto [e, index] = current(generation);
+      if (!e)
+        return;
+      auto& s = e->slots[index];
+      s.conn = std::move(conn);
+      s.js = std::move(js);
+      apply(self, *e, index, slot_event::child_up{generation, steady_clock::now()});
+    },
+    [self, current](conn_event_atom, uint64_t generation, connection_state state,
+                    std::string& detail) {
+      auto [e, index] = current(generation);
+      if (!e)
+        return;
+      auto now = steady_clock::now();
+      auto& m = e->slots[index].machine;
+      if (state == connection_state::reconnecting)
+        apply(self, *e, index, slot_event::disconnected{generation, now});
+      else if (m.state() == connection_state::reconnecting)
+        apply(self, *e, index, slot_event::reconnected{generation, now});
+      else if (m.state() == connection_state::connected) // news while up (lame duck mode)
+        notify(self, *e, index, slot_action::notify{state, std::move(detail)});
+    },
+    [self, current](conn_down_atom, uint64_t generation, caf::error& err) {
+      auto [e, index] = current(generation);
+      if (!e)
+        return;
+      auto child = e->slots[index].child;
+      child_ended(self, *e, index, generation, err);
+      // It hands back what it still holds, then stops: everything this supervisor sent it before
+      // this stop_conn reaches it first.
+      self->send(child, stop_conn_atom_v, err);
+    },
+    [self, current](js_status_atom, uint64_t generation, std::string& problem) {
+      if (auto [e, index] = current(generation); e)
+        e->slots[index].js_problem = std::move(problem);
+    },
+    [self, current](stats_atom, uint64_t generation, traffic& t) {
+      if (auto [e, index] = current(generation); e)
+        e->slots[index].current = t;
+    },
+    [self](restart_atom, const std::string& key, uint32_t index, uint64_t generation) {
+      if (auto* e = find_entry(self, key); e && index < e->slots.size())
+        apply(self, *e, index, slot_event::timer{generation});
+    },
+    [self](sweep_atom, const std::string& key) {
+      auto* e = find_entry(self, key);
+      if (!e)
+        return;
+      auto now = steady_clock::now();
+      for (auto& [id, r] : e->parked.expire(now)) {
+        auto detail = "no connection within request_timeout ("
+                      + std::to_string(to_ms(self->state.cfg->request_timeout)) + " ms), state "
+                      + to_string(e->slots[0].machine.state());
+        if (auto& last = e->slots[0].machine.last_error(); !last.empty())
+          detail += ", last error: " + last;
+        refuse(*e, r, make_error(errc::timeout, detail, e->url));
+      }
+      for (auto& [id, w] : e->pool.expire(now))
+        detail::deliver_error(w.promise,
+                              make_error(errc::pool_exhausted,
+                                         "no pooled connection became free in time ("
+                                           + std::to_string(e->pool.active()) + " of "
+                                           + std::to_string(e->pool.capacity()) + " leased)",
+                                         e->url));
+      arm_timers(self, *e);
+    },
+    [self](forget_atom, const std::string& key) {
+      // Erased once closed with nothing started since: status lists only URLs in use.
+      auto it = self->state.urls.find(key);
+      if (it == self->state.urls.end() || it->second.closing)
+        return;
+      for (auto& s : it->second.slots)
+        if (s.machine.state() != connection_state::closed || s.machine.child_alive())
+          return;
+      if (it->second.parked.empty() && it->second.pool.waiting() == 0)
+        self->state.urls.erase(it);
+    },
+  };
+}
+
+} // namespace natsvisor::supervision
