@@ -7,9 +7,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
-#include <cstdlib>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -295,8 +295,7 @@ TEST_CASE("closed URLs leave status", "[regression]") {
   CHECK(listed == 0);
 }
 
-TEST_CASE("message-path subscriptions share a bounded number of delivery threads",
-          "[regression]") {
+TEST_CASE("message-path subscriptions share a bounded number of delivery threads", "[regression]") {
   // Defect: nats.c gives every subscription its own delivery thread unless the connection uses
   // its shared delivery pool, so threads grow with the number of subscriptions.
   nats_server server;
@@ -407,6 +406,7 @@ TEST_CASE("stray messages are logged without their contents", "[regression]") {
   CHECK(refused);
   REQUIRE(f.svc->status()); // both strays were handled before this answer
   auto text = capture.sink->text();
+  INFO("captured log:\n" << text);
   CHECK(text.find(sentinel) == std::string::npos);
 }
 
@@ -434,8 +434,8 @@ TEST_CASE("the service manager drops stray messages without printing them", "[re
     // CAF prints through its printer actor; a line printed after the round trip comes out after
     // whatever was printed for the stray.
     caf::aout(self) << marker << std::endl;
-    marker_seen = eventually(
-      [&] { return read_file(path.string()).find(marker) != std::string::npos; }, 5s);
+    marker_seen
+      = eventually([&] { return read_file(path.string()).find(marker) != std::string::npos; }, 5s);
   }
   captured = read_file(path.string());
   std::filesystem::remove(path);

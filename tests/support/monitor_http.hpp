@@ -20,9 +20,9 @@ namespace natsvisor::testing {
 struct connz_entry {
   int cid = -1;
   std::string name;
-  int subscriptions = -1;         ///< the server's "subscriptions" count
-  std::string subscription_list;  ///< the raw "subscriptions_list" array (with subs=1)
-  bool closed = false;            ///< listed with a "stop" time (state=all)
+  int subscriptions = -1;        ///< the server's "subscriptions" count
+  std::string subscription_list; ///< the raw "subscriptions_list" array (with subs=1)
+  bool closed = false;           ///< listed with a "stop" time (state=all)
 };
 
 /// The body of `GET path` on 127.0.0.1:port, or nothing (2 s I/O timeout).
@@ -141,8 +141,8 @@ inline std::vector<connz_entry> parse_connz(const std::string& body) {
 /// server remembers them), so a connection that came and went between two looks still counts.
 /// The fixture's own readiness probe is left out.
 inline std::optional<std::vector<connz_entry>> connz(int monitor_port, bool all = false) {
-  auto body
-    = monitor_get(monitor_port, std::string{"/connz?subs=1&limit=4096"} + (all ? "&state=all" : ""));
+  auto body = monitor_get(monitor_port,
+                          std::string{"/connz?subs=1&limit=4096"} + (all ? "&state=all" : ""));
   if (!body)
     return std::nullopt;
   auto entries = parse_connz(*body);
