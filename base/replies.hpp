@@ -42,13 +42,14 @@ caf::result<T> fail(caf::local_actor* self, caf::error err) {
 inline void tolerate_strays(caf::scheduled_actor* self, std::string who) {
   self->set_default_handler(
     [who](caf::scheduled_actor* ptr, caf::message_view& x) -> caf::result<caf::message> {
-      log().debug("{} dropped an unexpected message: {}", who, caf::to_string(x.content()));
+      // Never the content: a stray message may carry payloads, credentials or a URL.
+      log().debug("{} dropped an unexpected message ({} elements)", who, x.content().size());
       if (ptr->current_message_id().is_request())
         return caf::sec::unexpected_message;
       return caf::message{};
     });
   self->set_error_handler([who](caf::scheduled_actor*, caf::error& err) {
-    log().debug("{} ignored an error message: {}", who, describe(err));
+    log().debug("{} ignored an error message: {}", who, describe(err)); // details are redacted
   });
 }
 

@@ -27,7 +27,7 @@
 #include "service_fixture.hpp"
 
 #include "actors/pull_consumer.hpp"
-#include "api/logging.hpp"
+#include "base/logging.hpp"
 #include "api/requests.hpp"
 #include "services/service_manager.hpp"
 
