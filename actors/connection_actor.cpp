@@ -46,18 +46,23 @@ void flush_if_idle(self_ptr self) {
     st.flush_paused_until = now + std::chrono::seconds(1);
 }
 
-void send_stats(self_ptr self) {
-  auto& st = self->state;
+// nats.c's counters of this connection. Takes the connection's lock: the supervisor asks with a
+// short deadline and keeps the last answer if this actor is stuck behind a reconnect attempt.
+traffic read_stats(self_ptr self) {
+  traffic t;
   natsStatistics* stats = nullptr;
   if (natsStatistics_Create(&stats) != NATS_OK)
-    return;
-  traffic t;
-  if (natsConnection_GetStats(st.core->nc, stats) == NATS_OK
-      && natsStatistics_GetCounts(stats, &t.in_msgs, &t.in_bytes, &t.out_msgs, &t.out_bytes,
-                                  &t.reconnects)
-           == NATS_OK)
-    self->send(st.supervisor, stats_atom_v, st.generation, t);
+    return t;
+  if (natsConnection_GetStats(self->state.core->nc, stats) == NATS_OK)
+    natsStatistics_GetCounts(stats, &t.in_msgs, &t.in_bytes, &t.out_msgs, &t.out_bytes,
+                             &t.reconnects);
   natsStatistics_Destroy(stats);
+  return t;
+}
+
+// The final counters of this generation, before it stops serving.
+void send_stats(self_ptr self) {
+  self->send(self->state.supervisor, stats_atom_v, self->state.generation, read_stats(self));
 }
 
 // -- the request table --------------------------------------------------------------------------
@@ -66,6 +71,8 @@ void arm_sweep(self_ptr self) {
   if (auto at = self->state.pending.rearm())
     self->delayed_send(self, std::max(caf::timespan{0}, *at - steady_clock::now()), req_to_atom_v);
 }
+
+void announce_up(self_ptr self, std::string js_problem);
 
 health_result health_of(self_ptr self, bool healthy, caf::timespan rtt, std::string detail) {
   health_result r;
@@ -87,7 +94,7 @@ void end_without_reply(self_ptr self, pending_request& p, const caf::error& err)
       // The subscription exists in nats.c, which sends it to the server when it can.
       p.promise.deliver(p.id);
       break;
-    case pending_request::js_check: break; // JetStream stays presumed available
+    case pending_request::js_check: announce_up(self, {}); break; // presumed available
     default: detail::deliver_error(p.promise, err);
   }
 }
@@ -184,7 +191,7 @@ void finish_request(self_ptr self, nats_message& msg) {
         problem = "JetStream is not enabled on the server (no responders)";
       else if (auto err = jetstream_api_error(msg.payload, st.url))
         problem = "JetStream is not available for this account: " + detail_of(err);
-      self->send(st.supervisor, js_status_atom_v, st.generation, std::move(problem));
+      announce_up(self, std::move(problem));
       break;
     }
   }
@@ -215,10 +222,10 @@ void start_request(self_ptr self, const outgoing& m, caf::timespan timeout,
 caf::behavior running(self_ptr self);
 caf::behavior failed(self_ptr self);
 
-// Creates the JetStream context of this generation and hands both handles to the supervisor.
-void report_up(self_ptr self) {
+// Tells the supervisor the connection is up, with both handles and why JetStream is unavailable
+// (empty: available, or no answer in time, and then its own calls report).
+void announce_up(self_ptr self, std::string js_problem) {
   auto& st = self->state;
-  st.connected = true;
   jetstream_handle js_handle;
   if (st.role == connection_role::shared) {
     jsCtx* js = nullptr;
@@ -228,17 +235,28 @@ void report_up(self_ptr self) {
   }
   log().info("connected to {} (generation {})", st.url, st.generation);
   self->send(st.supervisor, conn_up_atom_v, st.generation,
-             connection_handle{st.core, st.url, st.generation}, std::move(js_handle));
-  if (js_handle) {
-    // Whether JetStream serves this account, asked without blocking: until the answer, and if
-    // none comes, JetStream is presumed available and its own calls report.
-    pending_request check{pending_request::js_check, {}, {}, {}, 0};
-    if (auto subject = track(self, std::move(check), st.cfg->health_timeout)) {
-      natsConnection_PublishRequest(st.core->nc, "$JS.API.INFO", subject->c_str(), nullptr, 0);
-      flush_if_idle(self);
-    }
+             connection_handle{st.core, st.url, st.generation}, std::move(js_handle),
+             std::move(js_problem));
+}
+
+// The first connect succeeded. The shared connection first asks, without blocking, whether
+// JetStream serves this account (one round trip, at most health_timeout); a pooled connection
+// needs no JetStream and is announced at once.
+void connected(self_ptr self) {
+  auto& st = self->state;
+  st.connected = true;
+  if (st.role != connection_role::shared) {
+    announce_up(self, {});
+    return;
   }
-  self->delayed_send(self, std::chrono::seconds(1), stats_atom_v);
+  pending_request check{pending_request::js_check, {}, {}, {}, 0};
+  auto subject = track(self, std::move(check), st.cfg->health_timeout);
+  if (!subject) {
+    announce_up(self, {});
+    return;
+  }
+  natsConnection_PublishRequest(st.core->nc, "$JS.API.INFO", subject->c_str(), nullptr, 0);
+  flush_if_idle(self);
 }
 
 // Answers every request in flight: with `err`, or (when the connection failed) by handing each
@@ -299,13 +317,7 @@ caf::message_handler common(self_ptr self) {
       self->send(self->state.supervisor, conn_event_atom_v, self->state.generation,
                  connection_state::connected, std::string{"server in lame duck mode"});
     },
-    [self](stats_atom) {
-      if (self->state.failed)
-        return;
-      if (self->state.connected)
-        send_stats(self);
-      self->delayed_send(self, std::chrono::seconds(1), stats_atom_v);
-    },
+    [self](stats_atom) { return self->state.core ? read_stats(self) : traffic{}; },
     [self](req_to_atom) {
       auto& st = self->state;
       for (auto& [token, p] : st.pending.expire(steady_clock::now()))
@@ -351,11 +363,11 @@ caf::behavior failed(self_ptr self) {
 caf::behavior connecting(self_ptr self) {
   return caf::message_handler{
     [self](connected_atom) {
-      report_up(self);
+      connected(self);
       self->become(running(self));
     },
     [self](reconnected_atom) {
-      report_up(self);
+      connected(self);
       self->become(running(self));
     },
     [](disconnected_atom) {
@@ -570,7 +582,7 @@ caf::behavior connection_actor(connection_actor_type* self, std::string key, uin
   }
   st.core = std::make_shared<detail::connection_core>(nc);
   if (s == NATS_OK) {
-    report_up(self);
+    connected(self);
     return running(self);
   }
   log().info("no server at {} yet: nats.c keeps trying (generation {})", st.url, st.generation);

@@ -77,16 +77,16 @@ using connection_actor_type = caf::stateful_actor<connection_actor_state>;
 /// must never block a scheduler thread. Only this actor calls nats.c on its connection (handle
 /// holders aside).
 ///
-/// To `supervisor`: (conn_up, generation, connection_handle, jetstream_handle) once connected;
-/// (conn_evt, generation, state, detail) when nats.c loses or regains the server; (js_status,
-/// generation, problem) once JetStream's availability is known; (stats, generation, traffic)
-/// every second while connected and at the end; (conn_down, generation, error) when nats.c
+/// To `supervisor`: (conn_up, generation, connection_handle, jetstream_handle, js_problem) once
+/// connected (the shared connection after a non-blocking JetStream check); (conn_evt,
+/// generation, state, detail) when nats.c loses or regains the server; (stats, generation,
+/// traffic) at the end of the generation; (conn_down, generation, error) when nats.c
 /// closed the connection for good or the first connect failed. From then on it serves nothing:
 /// each message-path request still in flight or arriving is handed back to the supervisor as
 /// (bounce, generation, request), with the requester's promise, to be parked for the next
 /// connection, until the supervisor sends (stop_conn, error).
 ///
-/// Serves, while connected or reconnecting: health -> health_result (a non-blocking round trip);
+/// Answers (stats) -> traffic in every state. Serves, while connected or reconnecting: health -> health_result (a non-blocking round trip);
 /// (pub, outgoing), (pub, vector<outgoing>), (pub, packed_batch); (req, outgoing, timeout) ->
 /// nats_message; (js_pub, outgoing, timeout) -> js_ack; (sub, id, subject, queue, subscriber) ->
 /// id once the server has the subscription; (unsub, id); (stop_conn, error): answers everything in

@@ -68,7 +68,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(natsvisor, caf::first_custom_type_id)
   CAF_ADD_ATOM(natsvisor, natsvisor, conn_up_atom, "conn_up")
   CAF_ADD_ATOM(natsvisor, natsvisor, conn_event_atom, "conn_evt")
   CAF_ADD_ATOM(natsvisor, natsvisor, conn_down_atom, "conn_down")
-  CAF_ADD_ATOM(natsvisor, natsvisor, js_status_atom, "js_status")
   CAF_ADD_ATOM(natsvisor, natsvisor, stats_atom, "stats")
   CAF_ADD_ATOM(natsvisor, natsvisor, bounce_atom, "bounce")
 

@@ -4,7 +4,8 @@
 
 namespace natsvisor {
 
-connection_slot::connection_slot(restart_policy policy) : policy_(std::move(policy)) {}
+connection_slot::connection_slot(restart_policy policy, uint64_t last_generation)
+  : policy_(std::move(policy)), generation_(last_generation) {}
 
 bool connection_slot::usable() const noexcept {
   return state_ == connection_state::connected || state_ == connection_state::reconnecting;

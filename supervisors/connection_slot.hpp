@@ -135,7 +135,9 @@ using slot_output = std::variant<slot_action::spawn, slot_action::stop, slot_act
 
 class connection_slot {
  public:
-  explicit connection_slot(restart_policy policy);
+  /// `last_generation`: the generation a previous life of this slot reached (a URL closed and
+  /// opened again), so generations keep increasing and old handles stay distinguishable.
+  explicit connection_slot(restart_policy policy, uint64_t last_generation = 0);
 
   /// Feeds one event; returns the actions to take, in order.
   std::vector<slot_output> handle(const slot_input& event);

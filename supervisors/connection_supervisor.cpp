@@ -14,14 +14,14 @@
 
 namespace natsvisor {
 
-url_entry::url_entry(std::string k, const settings& cfg)
+url_entry::url_entry(std::string k, const settings& cfg, std::pair<uint64_t, uint64_t> generations)
   : key(std::move(k)),
     url(redact(key)),
     parked(static_cast<size_t>(cfg.max_parked)),
     pool(static_cast<size_t>(cfg.connection_pool_size), static_cast<size_t>(cfg.max_parked)) {
   slots.reserve(1 + static_cast<size_t>(cfg.connection_pool_size));
   for (int i = 0; i <= cfg.connection_pool_size; ++i)
-    slots.emplace_back(cfg.policy);
+    slots.emplace_back(cfg.policy, i == 0 ? generations.first : generations.second);
 }
 
 namespace supervision {
@@ -68,7 +68,13 @@ caf::expected<url_entry*> entry_for(self_ptr self, const std::string& url) {
     return e;
   if (auto servers = parse_servers(key); !servers)
     return servers.error();
-  return &self->state.urls.try_emplace(key, key, *self->state.cfg).first->second;
+  auto& st = self->state;
+  std::pair<uint64_t, uint64_t> generations{0, 0};
+  if (auto it = st.past_generations.find(key); it != st.past_generations.end()) {
+    generations = it->second;
+    st.past_generations.erase(it);
+  }
+  return &st.urls.try_emplace(key, key, *st.cfg, generations).first->second;
 }
 
 caf::error gave_up_error(const url_entry& e) {

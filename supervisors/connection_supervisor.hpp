@@ -46,7 +46,7 @@ struct lease_waiter {
 
 /// What the actor keeps beside one slot's pure state machine: the child and what it reported.
 struct slot_runtime {
-  explicit slot_runtime(const restart_policy& p) : machine(p) {}
+  slot_runtime(const restart_policy& p, uint64_t last_generation) : machine(p, last_generation) {}
   connection_slot machine;
   caf::actor child;       ///< the current child; null when none runs
   connection_handle conn; ///< valid while the slot is usable
@@ -60,7 +60,8 @@ struct slot_runtime {
 
 /// The supervisor's knowledge of one URL. Erased once closed.
 struct url_entry {
-  url_entry(std::string k, const settings& cfg);
+  /// `generations`: what a previous life of the URL reached (shared, highest pooled).
+  url_entry(std::string k, const settings& cfg, std::pair<uint64_t, uint64_t> generations);
   std::string key; ///< the URL as given; may hold credentials, never logged
   std::string url; ///< redacted
   std::vector<slot_runtime> slots; ///< [0]: the shared connection; [i]: pool slot i
@@ -84,6 +85,9 @@ struct supervisor_state {
   std::shared_ptr<const settings> cfg;
   std::map<std::string, url_entry> urls;
   std::map<caf::actor_addr, child_ref> children;
+  /// Generations URLs reached before they were closed and forgotten (shared, highest pooled),
+  /// so a URL opened again continues counting. Bounded: the oldest are dropped past the bound.
+  std::map<std::string, std::pair<uint64_t, uint64_t>> past_generations;
   subscription_registry<caf::actor> subscriptions{1};
   std::vector<caf::actor> watchers;
   uint64_t next_id = 0; ///< parked requests, lease waiters, subscriptions

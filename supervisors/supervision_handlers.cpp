@@ -18,6 +18,12 @@ namespace natsvisor::supervision {
 
 namespace {
 
+// How many closed URLs keep their generation count (see supervisor_state::past_generations).
+constexpr size_t max_remembered_urls = 10000;
+
+// How long status() waits for a child's counters before using the last ones it has.
+constexpr auto status_poll_deadline = std::chrono::milliseconds(100);
+
 caf::response_promise refused(self_ptr self, caf::error err) {
   auto rp = self->make_response_promise();
   detail::deliver_error(rp, std::move(err));
@@ -167,12 +173,36 @@ caf::message_handler handle_requests(self_ptr self) {
       return caf::unit;
     },
     [self](status_atom) {
-      status_report report;
-      for (auto& [key, e] : self->state.urls) {
-        report.push_back(status_of(e));
-        report.back().subscriptions = self->state.subscriptions.count_url(key);
+      // Fresh traffic counters from every running child, each asked with a short deadline: a
+      // child stuck behind nats.c's connection lock (a reconnect attempt) keeps its last ones,
+      // and nothing here ever waits for nats.c.
+      auto rp = self->make_response_promise();
+      auto left = std::make_shared<size_t>(1);
+      auto done = [self, rp, left]() mutable {
+        if (--*left > 0)
+          return;
+        status_report report;
+        for (auto& [key, e] : self->state.urls) {
+          report.push_back(status_of(e));
+          report.back().subscriptions = self->state.subscriptions.count_url(key);
+        }
+        rp.deliver(std::move(report));
+      };
+      for (auto& [addr, ref] : self->state.children) {
+        ++*left;
+        self->request(caf::actor_cast<caf::actor>(addr), status_poll_deadline, stats_atom_v)
+          .then(
+            [self, done, ref](traffic& t) mutable {
+              if (auto* e = find_entry(self, ref.key);
+                  e && e->slots[ref.index].machine.generation() == ref.generation
+                  && e->slots[ref.index].machine.child_alive())
+                e->slots[ref.index].current = t;
+              done();
+            },
+            [done](caf::error&) mutable { done(); });
       }
-      return report;
+      done();
+      return rp;
     },
     [self](watch_atom, const caf::actor& watcher) {
       if (!watcher || is_watcher(self, watcher))
@@ -327,13 +357,14 @@ caf::message_handler from_children(self_ptr self) {
   };
   return {
     [self, current](conn_up_atom, uint64_t generation, connection_handle& conn,
-                    jetstream_handle& js) {
+                    jetstream_handle& js, std::string& js_problem) {
       auto [e, index] = current(generation);
       if (!e)
         return;
       auto& s = e->slots[index];
       s.conn = std::move(conn);
       s.js = std::move(js);
+      s.js_problem = std::move(js_problem);
       apply(self, *e, index, slot_event::child_up{generation, steady_clock::now()});
     },
     [self, current](conn_event_atom, uint64_t generation, connection_state state,
@@ -359,10 +390,6 @@ caf::message_handler from_children(self_ptr self) {
       // It hands back what it still holds, then stops: everything this supervisor sent it before
       // this stop_conn reaches it first.
       self->send(child, stop_conn_atom_v, err);
-    },
-    [self, current](js_status_atom, uint64_t generation, std::string& problem) {
-      if (auto [e, index] = current(generation); e)
-        e->slots[index].js_problem = std::move(problem);
     },
     [self, current](stats_atom, uint64_t generation, traffic& t) {
       if (auto [e, index] = current(generation); e)
@@ -402,8 +429,16 @@ caf::message_handler from_children(self_ptr self) {
       for (auto& s : it->second.slots)
         if (s.machine.state() != connection_state::closed || s.machine.child_alive())
           return;
-      if (it->second.parked.empty() && it->second.pool.waiting() == 0)
-        self->state.urls.erase(it);
+      if (!it->second.parked.empty() || it->second.pool.waiting() > 0)
+        return;
+      auto& past = self->state.past_generations;
+      uint64_t pooled = 0;
+      for (size_t i = 1; i < it->second.slots.size(); ++i)
+        pooled = std::max(pooled, it->second.slots[i].machine.generation());
+      past[key] = {it->second.slots[0].machine.generation(), pooled};
+      if (past.size() > max_remembered_urls)
+        past.erase(past.begin()); // a forgotten URL then counts from 1 again: harmless
+      self->state.urls.erase(it);
     },
   };
 }
