@@ -7,7 +7,7 @@
 //
 // - A connected, unleased slot is idle; idle slots are granted first, oldest waiter first.
 // - Growth: while more waiters wait than slots are on their way up (starting or down but not
-//   leased), a stopped slot is started, up to `size` slots.
+//   leased), a stopped slot that is not leased is started, up to `size` slots.
 // - A slot that gave up is not started again (only `reset` of the URL revives it). When every
 //   one of the `size` slots gave up, nothing can serve a lease: `all_gave_up()`.
 // - A leased slot stays leased whatever its connection does, until its lease is returned; a

@@ -41,8 +41,7 @@ typename lease_pool<Waiter>::decisions lease_pool<Waiter>::update(uint32_t slot,
 }
 
 template <class Waiter>
-typename lease_pool<Waiter>::decisions lease_pool<Waiter>::release(uint32_t slot,
-                                                                   uint64_t lease) {
+typename lease_pool<Waiter>::decisions lease_pool<Waiter>::release(uint32_t slot, uint64_t lease) {
   if (!holds(slot, lease))
     return {}; // stale or second return: the slot may already serve another lease
   at(slot)->lease = 0;
@@ -122,22 +121,22 @@ typename lease_pool<Waiter>::decisions lease_pool<Waiter>::settle() {
       continue;
     auto w = waiters_.take_oldest();
     s.lease = ++next_lease_;
-    out.grants.push_back(grant{w->first, std::move(w->second), static_cast<uint32_t>(i + 1),
-                               s.lease});
+    out.grants.push_back(
+      grant{w->first, std::move(w->second), static_cast<uint32_t>(i + 1), s.lease});
   }
   // Growth: a slot on its way up (starting or down) will serve one waiter when it comes up,
   // unless it is leased, in which case its lease keeps it. Start stopped slots for the rest,
   // unleased ones only: a leased slot would come up for its holder and serve no waiter, yet count
   // as pending and keep a free slot from starting. Slots that gave up stay so until a reset.
-  size_t pending = static_cast<size_t>(std::count_if(
-    slots_.begin(), slots_.end(), [](const slot_state& s) {
-      return s.lease == 0
-             && (s.availability == slot_availability::starting
-                 || s.availability == slot_availability::down);
-    }));
+  size_t pending
+    = static_cast<size_t>(std::count_if(slots_.begin(), slots_.end(), [](const slot_state& s) {
+        return s.lease == 0
+               && (s.availability == slot_availability::starting
+                   || s.availability == slot_availability::down);
+      }));
   for (size_t i = 0; i < slots_.size() && waiters_.size() > pending; ++i) {
     auto& s = slots_[i];
-    if (s.availability != slot_availability::stopped)
+    if (s.lease != 0 || s.availability != slot_availability::stopped)
       continue;
     s.availability = slot_availability::starting;
     out.start.push_back(static_cast<uint32_t>(i + 1));

@@ -14,8 +14,7 @@ subscription_registry<Subscriber>::subscription_registry(size_t capacity)
   : capacity_(capacity == 0 ? 1 : capacity) {}
 
 template <class Subscriber>
-typename subscription_registry<Subscriber>::added
-subscription_registry<Subscriber>::add(record r) {
+typename subscription_registry<Subscriber>::added subscription_registry<Subscriber>::add(record r) {
   if (full() || by_id_.count(r.id) != 0)
     return {};
   added out;
