@@ -80,6 +80,102 @@ void drop_subscription(pull_actor* self) {
   st.js = {};
 }
 
+// Two states, one behavior each:
+//
+//   binding  --durable consumer ensured-->  fetching
+//      ^                                       |
+//      +-------- connection replaced ----------+
+//
+// Exactly one of ensure_atom, fetch_atom or a batch request to the target is in flight at any
+// time, so one batch at most is unacknowledged. It ends when the service or the target goes
+// down, whatever the state.
+
+caf::behavior fetching(pull_actor* self);
+
+/// binding: asks the service for the JetStream handle and ensures the durable consumer, again
+/// and again until both work.
+caf::behavior binding(pull_actor* self) {
+  return {
+    [self](ensure_atom) {
+      // The service parks this request while the connection (re)starts.
+      self->request(self->state.service, 60s, get_js_atom_v, self->state.cfg.url)
+        .then(
+          [self](jetstream_handle& js) {
+            self->state.js = std::move(js);
+            if (auto err = ensure_consumer(self)) {
+              log().warn("pull consumer {}: {}; retrying", self->state.cfg.durable, describe(err));
+              drop_subscription(self);
+              self->delayed_send(self, 500ms, ensure_atom_v);
+              return;
+            }
+            log().info("pull consumer {} bound to stream {} (generation {})",
+                       self->state.cfg.durable, self->state.cfg.stream,
+                       self->state.js.generation());
+            self->become(fetching(self));
+            self->send(self, fetch_atom_v);
+          },
+          [self](caf::error& err) {
+            log().warn("pull consumer {}: no JetStream handle: {}; retrying",
+                       self->state.cfg.durable, describe(err));
+            self->delayed_send(self, 500ms, ensure_atom_v);
+          });
+    },
+  };
+}
+
+/// fetching: one fetch per fetch_atom, bounded by fetch_wait; a batch goes to the target, and
+/// its reply (or none within process_timeout) acks or naks it before the next fetch.
+caf::behavior fetching(pull_actor* self) {
+  return {
+    [self](fetch_atom) {
+      auto& st = self->state;
+      jsErrCode jerr = static_cast<jsErrCode>(0);
+      natsStatus s
+        = natsSubscription_Fetch(&st.batch, st.sub, st.cfg.batch, to_ms(st.cfg.fetch_wait), &jerr);
+      if (s == NATS_TIMEOUT || (s == NATS_OK && st.batch.Count == 0)) {
+        st.release_batch();
+        self->send(self, fetch_atom_v);
+        return;
+      }
+      if (s != NATS_OK) {
+        st.release_batch();
+        if (st.js.closed()) {
+          // The connection was replaced: a new generation needs a new subscription.
+          drop_subscription(self);
+          self->become(binding(self));
+          self->send(self, ensure_atom_v);
+        } else {
+          // nats.c is reconnecting inside the same connection: try again shortly.
+          self->delayed_send(self, 100ms, fetch_atom_v);
+        }
+        return;
+      }
+      std::vector<nats_message> msgs;
+      msgs.reserve(static_cast<size_t>(st.batch.Count));
+      for (int i = 0; i < st.batch.Count; ++i)
+        msgs.push_back(detail::to_message(st.batch.Msgs[i], 0));
+      self->request(st.target, st.cfg.process_timeout, std::move(msgs))
+        .then(
+          [self]() {
+            auto& st = self->state;
+            for (int i = 0; i < st.batch.Count; ++i)
+              natsMsg_Ack(st.batch.Msgs[i], nullptr);
+            st.release_batch();
+            self->send(self, fetch_atom_v);
+          },
+          [self](caf::error& err) {
+            auto& st = self->state;
+            log().warn("pull consumer {}: batch not processed ({}): redelivering", st.cfg.durable,
+                       describe(err));
+            for (int i = 0; i < st.batch.Count; ++i)
+              natsMsg_Nak(st.batch.Msgs[i], nullptr);
+            st.release_batch();
+            self->send(self, fetch_atom_v);
+          });
+    },
+  };
+}
+
 } // namespace
 
 caf::actor spawn_pull_consumer(caf::actor_system& sys, caf::actor service, caf::actor target,
@@ -89,82 +185,19 @@ caf::actor spawn_pull_consumer(caf::actor_system& sys, caf::actor service, caf::
     st.service = service;
     st.target = target;
     st.cfg = cfg;
+    // It ends with whichever goes first: without its service it could only retry forever (and
+    // keep the actor system alive), without its target nobody processes the batches.
+    self->monitor(service);
     self->monitor(target);
-    self->set_down_handler([self](caf::down_msg&) { self->quit(); });
+    self->set_down_handler([self](caf::down_msg& dm) {
+      auto& st = self->state;
+      log().info("pull consumer {}: its {} is down ({}); stopping", st.cfg.durable,
+                 dm.source == st.service.address() ? "service" : "target",
+                 describe(dm.reason, false));
+      self->quit();
+    });
     self->send(self, ensure_atom_v);
-    return {
-      [self](ensure_atom) {
-        // The service parks this request while the connection (re)starts.
-        self->request(self->state.service, 60s, get_js_atom_v, self->state.cfg.url)
-          .then(
-            [self](jetstream_handle& js) {
-              self->state.js = std::move(js);
-              if (auto err = ensure_consumer(self)) {
-                log().warn("pull consumer {}: {}; retrying", self->state.cfg.durable,
-                           describe(err));
-                drop_subscription(self);
-                self->delayed_send(self, 500ms, ensure_atom_v);
-                return;
-              }
-              log().info("pull consumer {} bound to stream {} (generation {})",
-                         self->state.cfg.durable, self->state.cfg.stream,
-                         self->state.js.generation());
-              self->send(self, fetch_atom_v);
-            },
-            [self](caf::error& err) {
-              log().warn("pull consumer {}: no JetStream handle: {}; retrying",
-                         self->state.cfg.durable, describe(err));
-              self->delayed_send(self, 500ms, ensure_atom_v);
-            });
-      },
-      [self](fetch_atom) {
-        auto& st = self->state;
-        if (!st.sub)
-          return;
-        jsErrCode jerr = static_cast<jsErrCode>(0);
-        natsStatus s = natsSubscription_Fetch(&st.batch, st.sub, st.cfg.batch,
-                                              to_ms(st.cfg.fetch_wait), &jerr);
-        if (s == NATS_TIMEOUT || (s == NATS_OK && st.batch.Count == 0)) {
-          st.release_batch();
-          self->send(self, fetch_atom_v);
-          return;
-        }
-        if (s != NATS_OK) {
-          st.release_batch();
-          if (st.js.closed()) {
-            // The connection was replaced: a new generation needs a new subscription.
-            drop_subscription(self);
-            self->send(self, ensure_atom_v);
-          } else {
-            // nats.c is reconnecting inside the same connection: try again shortly.
-            self->delayed_send(self, 100ms, fetch_atom_v);
-          }
-          return;
-        }
-        std::vector<nats_message> msgs;
-        msgs.reserve(static_cast<size_t>(st.batch.Count));
-        for (int i = 0; i < st.batch.Count; ++i)
-          msgs.push_back(detail::to_message(st.batch.Msgs[i], 0));
-        self->request(st.target, st.cfg.process_timeout, std::move(msgs))
-          .then(
-            [self]() {
-              auto& st = self->state;
-              for (int i = 0; i < st.batch.Count; ++i)
-                natsMsg_Ack(st.batch.Msgs[i], nullptr);
-              st.release_batch();
-              self->send(self, fetch_atom_v);
-            },
-            [self](caf::error& err) {
-              auto& st = self->state;
-              log().warn("pull consumer {}: batch not processed ({}): redelivering", st.cfg.durable,
-                         describe(err));
-              for (int i = 0; i < st.batch.Count; ++i)
-                natsMsg_Nak(st.batch.Msgs[i], nullptr);
-              st.release_batch();
-              self->send(self, fetch_atom_v);
-            });
-      },
-    };
+    return binding(self);
   });
 }
 

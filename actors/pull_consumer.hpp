@@ -25,7 +25,8 @@ struct pull_consumer_config {
 /// `std::vector<nats_message>`. An empty reply acknowledges the whole batch; an error reply
 /// (or no reply within process_timeout) naks it for redelivery. One batch is in flight at a
 /// time. When the connection is replaced (a supervisor restart), it asks the service for the
-/// new JetStream handle and ensures the consumer again. It stops with the target, or on exit.
+/// new JetStream handle and ensures the consumer again. It stops with the service (it monitors
+/// it), with the target, or on exit.
 caf::actor spawn_pull_consumer(caf::actor_system& sys, caf::actor service, caf::actor target,
                                pull_consumer_config cfg);
 

@@ -6,6 +6,7 @@
 #include "caf/all.hpp"
 
 #include "base/logging.hpp"
+#include "base/replies.hpp"
 #include "supervisors/connection_supervisor.hpp"
 
 namespace natsvisor {
@@ -65,6 +66,17 @@ caf::error init_failure(const std::string& name, const caf::error& err) {
 
 // -- the manager actor
 // ----------------------------------------------------------------------
+//
+// One behavior per state, each composed of small handler groups:
+//
+//   running  = queries + lookups (starting on first use) + stop_request
+//   draining = queries + lookups (no new start)          + stop_join
+//   stopping = queries + lookups (no new start)          + stop_join
+//
+// running -> draining on svc_stop; draining -> stopping once no start is in progress (at once
+// when none is); stopping cleans the services up one after the other and quits after the last.
+// Draining and stopping answer alike: they differ in what the manager does meanwhile (waiting
+// for starts, or running the cleanups).
 
 service_manager_state::~service_manager_state() {
   // A stopped manager has nothing left here; a manager that was killed takes
@@ -83,6 +95,14 @@ namespace {
 
 using manager = service_manager_actor;
 using waiter = service_manager_state::waiter;
+using acquire_fn = void (*)(manager*, const std::string&, waiter);
+
+caf::behavior draining(manager* self);
+caf::behavior stopping(manager* self);
+
+caf::error manager_stopping(const std::string& name) {
+  return make_error(errc::service_stopped, "service '" + name + "': the manager is stopping");
+}
 
 const service_definition* find_definition(manager* self, const std::string& name) {
   auto& defs = self->state.defs;
@@ -96,7 +116,11 @@ const caf::actor* find_started(manager* self, const std::string& name) {
   return i == started.end() ? nullptr : &i->handle;
 }
 
-void stop_next(manager* self) {
+// -- stopping
+
+/// Cleans up the last started service, then the next; answers the stop and quits after the
+/// last one.
+void clean_next(manager* self) {
   auto& st = self->state;
   if (st.started.empty()) {
     log().info("service manager: all services stopped");
@@ -114,23 +138,27 @@ void stop_next(manager* self) {
       [self, svc] {
         log().info("service '{}' stopped", svc.name);
         self->send_exit(svc.handle, caf::exit_reason::user_shutdown);
-        stop_next(self);
+        clean_next(self);
       },
       [self, svc](caf::error& err) {
         log().error("service '{}' failed to clean up: {}", svc.name, describe(err));
         self->send_exit(svc.handle, caf::exit_reason::user_shutdown);
-        stop_next(self);
+        clean_next(self);
       });
 }
 
-void maybe_begin_stop(manager* self) {
+/// draining -> stopping, once no start is in progress. Nothing starts after a stop request, so
+/// this passes only once.
+void stop_when_drained(manager* self) {
   auto& st = self->state;
-  if (!st.stopping || st.stop_running || !st.starting.empty())
+  if (!st.stop_requested() || !st.starting.empty())
     return;
-  st.stop_running = true;
   log().info("service manager: stopping {} service(s)", st.started.size());
-  stop_next(self);
+  self->become(stopping(self));
+  clean_next(self);
 }
+
+// -- starting
 
 /// Ends the start of `name` by the actor `handle` (answers from an older
 /// attempt are ignored).
@@ -158,40 +186,23 @@ void finish_start(manager* self, const std::string& name, const caf::actor& hand
     st.started.push_back({name, entry.handle});
     log().info("service '{}' started", name);
     for (auto& w : entry.waiters) {
-      if (st.stopping)
-        w(make_error(errc::service_stopped, "service '" + name + "': the manager is stopping"));
+      if (st.stop_requested())
+        w(manager_stopping(name));
       else
         w(entry.handle);
     }
   }
-  maybe_begin_stop(self);
+  stop_when_drained(self);
 }
 
-/// Hands the service to `w`: at once when started, else once its (single) start
-/// ends.
-void acquire(manager* self, const std::string& name, waiter w) {
+/// Spawns service `def` and initializes it; `w` gets the outcome.
+void start_service(manager* self, const service_definition& def, waiter w) {
   auto& st = self->state;
-  if (auto started = find_started(self, name)) {
-    w(*started);
-    return;
-  }
-  if (auto i = st.starting.find(name); i != st.starting.end()) {
-    i->second.waiters.push_back(std::move(w));
-    return;
-  }
-  auto def = find_definition(self, name);
-  if (def == nullptr) {
-    w(make_error(errc::unknown_service, "no service named '" + name + "'"));
-    return;
-  }
-  if (st.stopping) {
-    w(make_error(errc::service_stopped, "service '" + name + "': the manager is stopping"));
-    return;
-  }
+  auto& name = def.name;
   caf::actor handle;
   std::string problem;
   try {
-    handle = def->make(self->system(), *st.cfg);
+    handle = def.make(self->system(), *st.cfg);
     if (!handle)
       problem = "its factory returned no actor";
   } catch (const std::exception& e) {
@@ -216,13 +227,43 @@ void acquire(manager* self, const std::string& name, waiter w) {
           [self, name, handle](caf::error& err) { finish_start(self, name, handle, err); });
 }
 
+/// Serves `w` from what exists: a started service at once, a start in progress once it ends
+/// (single start), an unknown name with unknown_service. Returns the definition of a service
+/// that is neither started nor starting (`w` untouched), nullptr once `w` is served.
+const service_definition* serve_existing(manager* self, const std::string& name, waiter& w) {
+  auto& st = self->state;
+  if (auto started = find_started(self, name)) {
+    w(*started);
+    return nullptr;
+  }
+  if (auto i = st.starting.find(name); i != st.starting.end()) {
+    i->second.waiters.push_back(std::move(w));
+    return nullptr;
+  }
+  auto def = find_definition(self, name);
+  if (def == nullptr)
+    w(make_error(errc::unknown_service, "no service named '" + name + "'"));
+  return def;
+}
+
+/// running: hands the service to `w`, starting it when needed.
+void acquire_or_start(manager* self, const std::string& name, waiter w) {
+  if (auto def = serve_existing(self, name, w))
+    start_service(self, *def, std::move(w));
+}
+
+/// draining and stopping: hands over what exists; nothing new starts.
+void acquire_existing(manager* self, const std::string& name, waiter w) {
+  if (serve_existing(self, name, w))
+    w(manager_stopping(name));
+}
+
 void end_eager(manager* self, caf::error err) {
   auto& st = self->state;
-  st.eager_done = true;
-  st.eager_error = std::move(err);
+  st.eager_outcome = std::move(err);
   for (auto& rp : st.ready_waiters) {
-    if (st.eager_error)
-      rp.deliver(st.eager_error);
+    if (*st.eager_outcome)
+      rp.deliver(*st.eager_outcome);
     else
       rp.deliver(caf::unit);
   }
@@ -230,15 +271,16 @@ void end_eager(manager* self, caf::error err) {
 }
 
 /// Starts the eager services one after the other, from definition `from` on.
+/// Runs while running only: a stop request ends it.
 void start_eager(manager* self, size_t from) {
   auto& defs = self->state.defs;
   for (size_t i = from; i < defs.size(); ++i) {
     if (!defs[i].eager)
       continue;
-    acquire(self, defs[i].name, [self, i](caf::expected<caf::actor> x) {
+    acquire_or_start(self, defs[i].name, [self, i](caf::expected<caf::actor> x) {
       if (!x)
         end_eager(self, std::move(x.error()));
-      else if (self->state.stopping)
+      else if (self->state.stop_requested())
         end_eager(self, make_error(errc::service_stopped, "the manager is stopping"));
       else
         start_eager(self, i + 1);
@@ -259,35 +301,36 @@ const std::string* current_starter(manager* self) {
   return nullptr;
 }
 
-} // namespace
+// -- handler groups
 
-caf::behavior service_manager_behavior(service_manager_actor* self,
-                                       std::shared_ptr<const settings> cfg,
-                                       std::vector<service_definition> defs) {
-  self->state.cfg = std::move(cfg);
-  self->state.defs = std::move(defs);
-  self->set_down_handler([self](caf::down_msg& dm) {
-    auto& started = self->state.started;
-    auto i = std::find_if(started.begin(), started.end(),
-                          [&](auto& s) { return s.handle.address() == dm.source; });
-    if (i != started.end()) {
-      log().error("service '{}' exited ({}); it restarts on next use", i->name,
-                  describe(dm.reason));
-      started.erase(i);
-      return;
-    }
-    // Exited while initializing: fail its start now rather than at the init
-    // deadline.
-    for (auto& [name, s] : self->state.starting)
-      if (s.handle.address() == dm.source) {
-        auto err = dm.reason ? dm.reason : caf::error{caf::sec::request_receiver_down};
-        finish_start(self, std::string{name}, caf::actor{s.handle}, err);
-        return;
-      }
-  });
-  start_eager(self, 0);
+/// Every state: the started services, and how the eager start went.
+caf::message_handler queries(manager* self) {
   return {
-    [self](get_svc_atom, const std::string& name) -> caf::result<caf::actor> {
+    [self](svc_list_atom) {
+      std::vector<std::string> names;
+      for (auto& s : self->state.started)
+        names.push_back(s.name);
+      return names;
+    },
+    [self](svc_ready_atom) -> caf::result<void> {
+      auto& st = self->state;
+      if (!st.eager_outcome) {
+        auto rp = self->make_response_promise();
+        st.ready_waiters.push_back(rp);
+        return rp;
+      }
+      if (*st.eager_outcome)
+        return *st.eager_outcome;
+      return caf::unit;
+    },
+  };
+}
+
+/// Every state: get_svc. A started service at once, a dependency cycle refused at once; the
+/// rest is up to `acquire` (which starts a service or refuses to, depending on the state).
+caf::message_handler lookups(manager* self, acquire_fn acquire) {
+  return {
+    [self, acquire](get_svc_atom, const std::string& name) -> caf::result<caf::actor> {
       auto& st = self->state;
       if (auto started = find_started(self, name))
         return *started;
@@ -311,32 +354,77 @@ caf::behavior service_manager_behavior(service_manager_actor* self,
         st.awaits[requester].insert(name);
       return rp;
     },
-    [self](svc_list_atom) {
-      std::vector<std::string> names;
-      for (auto& s : self->state.started)
-        names.push_back(s.name);
-      return names;
-    },
-    [self](svc_ready_atom) -> caf::result<void> {
-      auto& st = self->state;
-      if (!st.eager_done) {
-        auto rp = self->make_response_promise();
-        st.ready_waiters.push_back(rp);
-        return rp;
-      }
-      if (st.eager_error)
-        return st.eager_error;
-      return caf::unit;
-    },
+  };
+}
+
+/// running: svc_stop begins the stop (running -> draining -> stopping).
+caf::message_handler stop_request(manager* self) {
+  return {
     [self](svc_stop_atom) -> caf::result<void> {
-      auto& st = self->state;
       auto rp = self->make_response_promise();
-      st.stop_waiters.push_back(rp);
-      st.stopping = true;
-      maybe_begin_stop(self);
+      self->state.stop_waiters.push_back(rp);
+      self->become(draining(self));
+      stop_when_drained(self);
       return rp;
     },
   };
+}
+
+/// draining and stopping: a further svc_stop is answered with the first one.
+caf::message_handler stop_join(manager* self) {
+  return {
+    [self](svc_stop_atom) -> caf::result<void> {
+      auto rp = self->make_response_promise();
+      self->state.stop_waiters.push_back(rp);
+      return rp;
+    },
+  };
+}
+
+// -- states
+
+caf::behavior running(manager* self) {
+  return queries(self).or_else(lookups(self, acquire_or_start)).or_else(stop_request(self));
+}
+
+caf::behavior draining(manager* self) {
+  return queries(self).or_else(lookups(self, acquire_existing)).or_else(stop_join(self));
+}
+
+caf::behavior stopping(manager* self) {
+  return queries(self).or_else(lookups(self, acquire_existing)).or_else(stop_join(self));
+}
+
+} // namespace
+
+caf::behavior service_manager_behavior(service_manager_actor* self,
+                                       std::shared_ptr<const settings> cfg,
+                                       std::vector<service_definition> defs) {
+  self->state.cfg = std::move(cfg);
+  self->state.defs = std::move(defs);
+  // Whatever strays in is dropped unprinted: it may carry a URL with credentials.
+  detail::tolerate_strays(self, "service manager");
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& started = self->state.started;
+    auto i = std::find_if(started.begin(), started.end(),
+                          [&](auto& s) { return s.handle.address() == dm.source; });
+    if (i != started.end()) {
+      log().error("service '{}' exited ({}); it restarts on next use", i->name,
+                  describe(dm.reason));
+      started.erase(i);
+      return;
+    }
+    // Exited while initializing: fail its start now rather than at the init
+    // deadline.
+    for (auto& [name, s] : self->state.starting)
+      if (s.handle.address() == dm.source) {
+        auto err = dm.reason ? dm.reason : caf::error{caf::sec::request_receiver_down};
+        finish_start(self, std::string{name}, caf::actor{s.handle}, err);
+        return;
+      }
+  });
+  start_eager(self, 0);
+  return running(self);
 }
 
 caf::expected<caf::actor> spawn_service_manager(caf::actor_system& sys, settings cfg,

@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -120,19 +121,26 @@ struct service_manager_state {
   std::vector<running_service> started;             ///< in start order
   std::map<std::string, starting_service> starting; ///< initializing right now
   std::map<std::string, std::set<std::string>> awaits;
-  bool eager_done = false;
-  caf::error eager_error;
-  std::vector<caf::response_promise> ready_waiters;
-  bool stopping = false;
-  bool stop_running = false;
+  /// How the start of the eager services ended (no error: all started); empty while it runs.
+  std::optional<caf::error> eager_outcome;
+  std::vector<caf::response_promise> ready_waiters; ///< svc_ready asked before eager_outcome
+  /// Whoever asked for the stop; answered once every service is cleaned up.
   std::vector<caf::response_promise> stop_waiters;
+
+  /// True from the first svc_stop on: the manager is then draining or stopping (its behavior),
+  /// and starts that end are refused to their requesters.
+  bool stop_requested() const noexcept { return !stop_waiters.empty(); }
 
   static inline const char* name = "natsvisor.service_manager";
 };
 
 using service_manager_actor = caf::stateful_actor<service_manager_state>;
 
-/// The manager's behavior. Requests:
+/// The manager's behavior. Its states, one behavior each:
+///   running  -(svc_stop)->  draining  -(no start in progress)->  stopping  -(all cleaned)->  exit
+/// running serves and starts services; draining lets the starts in progress finish and starts
+/// nothing new; stopping cleans the started services up, last started first. Stray messages
+/// are dropped without their contents being printed or logged. Requests:
 /// - (get_svc, name) -> caf::actor | errc::unknown_service | the init error
 /// (see
 ///   init_failure) | errc::service_stopped once stopping | errc::invalid_config
