@@ -1,4 +1,3 @@
-#include "nats/status.hpp"
 #include "actors/pull_consumer.hpp"
 
 #include <vector>
@@ -7,8 +6,10 @@
 
 #include "caf/all.hpp"
 
-#include "nats/message_io.hpp"
 #include "base/logging.hpp"
+#include "base/replies.hpp"
+#include "nats/message_io.hpp"
+#include "nats/status.hpp"
 #include "nats/type_ids.hpp"
 
 namespace natsvisor {
@@ -185,6 +186,7 @@ caf::actor spawn_pull_consumer(caf::actor_system& sys, caf::actor service, caf::
     st.service = service;
     st.target = target;
     st.cfg = cfg;
+    detail::tolerate_strays(self, "pull consumer");
     // It ends with whichever goes first: without its service it could only retry forever (and
     // keep the actor system alive), without its target nobody processes the batches.
     self->monitor(service);
