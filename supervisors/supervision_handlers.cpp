@@ -41,6 +41,16 @@ caf::error refusal(self_ptr self, const url_entry& e) {
   return caf::none;
 }
 
+// The entry of `url` if requests may be served on it now, or why not.
+caf::expected<url_entry*> open_entry(self_ptr self, const std::string& url) {
+  auto entry = entry_for(self, url);
+  if (!entry)
+    return entry;
+  if (auto err = refusal(self, **entry))
+    return err;
+  return entry;
+}
+
 bool is_watcher(self_ptr self, const caf::actor& a) {
   auto& ws = self->state.watchers;
   return std::find(ws.begin(), ws.end(), a) != ws.end();
@@ -58,7 +68,7 @@ caf::response_promise serve(self_ptr self, request_kind kind, const std::string&
   }
   auto& e = **entry;
   if (auto err = refusal(self, e)) {
-    refuse(e, r, std::move(err));
+    refuse(e, r, std::move(err)); // a health check answers unhealthy, not with an error
     return rp;
   }
   ensure_shared(self, e);
@@ -97,9 +107,9 @@ void ensure_msg_id(self_ptr self, outgoing& m) {
   for (auto& [k, v] : m.headers)
     if (k == "Nats-Msg-Id")
       return;
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  m.headers.emplace_back("Nats-Msg-Id", "nv-" + std::to_string(rng()) + "-"
-                                          + std::to_string(++self->state.next_id));
+  auto& st = self->state;
+  m.headers.emplace_back("Nats-Msg-Id",
+                         "nv-" + std::to_string(st.rng()) + "-" + std::to_string(++st.next_id));
 }
 
 } // namespace
@@ -124,12 +134,10 @@ caf::message_handler handle_requests(self_ptr self) {
         --e->active_scopes;
     },
     [self](lease_atom, const std::string& url, caf::timespan timeout) {
-      auto entry = entry_for(self, url);
+      auto entry = open_entry(self, url);
       if (!entry)
         return refused(self, entry.error());
       auto& e = **entry;
-      if (auto err = refusal(self, e))
-        return refused(self, std::move(err));
       auto rp = self->make_response_promise();
       lease_waiter w{rp, caf::to_string(self->current_sender())};
       auto wait = timeout > caf::timespan{0} ? timeout : self->state.cfg->lease_timeout;
@@ -288,12 +296,9 @@ caf::message_handler message_path(self_ptr self) {
     },
     // A request a failed connection handed back, with its requester's promise: parked for the
     // next connection of the URL (never for the generation that failed).
-    [self](bounce_atom, const std::string& key, uint64_t generation, caf::message& request) {
-      auto* e = find_entry(self, key);
-      if (e && e->slots[0].machine.usable() && e->slots[0].machine.generation() == generation) {
-        // Cannot happen (the failure report precedes every bounce); refuse rather than loop.
-        return refused(self, make_error(errc::connection_closed, "connection failed", e->url));
-      }
+    // The failure report (conn_down) precedes every bounce from the same child, so the slot is
+    // past that generation here and the request waits for the next one.
+    [self](bounce_atom, const std::string& key, uint64_t, caf::message& request) {
       return serve(self, request_kind::forward, key, std::move(request));
     },
     [self](sub_atom, const std::string& url, const std::string& subject, const std::string& queue,
@@ -305,12 +310,10 @@ caf::message_handler message_path(self_ptr self) {
                                         redact(key_of(self, url))));
       if (!subscriber)
         return refused(self, make_error(errc::nats_error, "no subscriber actor", redact(url)));
-      auto entry = entry_for(self, url);
+      auto entry = open_entry(self, url);
       if (!entry)
         return refused(self, entry.error());
       auto& e = **entry;
-      if (auto err = refusal(self, e))
-        return refused(self, std::move(err));
       auto& subs = self->state.subscriptions;
       subscription_registry<caf::actor>::record r{++self->state.next_id, e.key, subject, queue,
                                                   subscriber};
@@ -331,7 +334,8 @@ caf::message_handler message_path(self_ptr self) {
         rp.deliver(r.id); // kept: subscribed as soon as the connection is up
       return rp;
     },
-    [self](unsub_atom, const std::string& url, uint64_t id) {
+    // Ids are unique over all URLs; the URL argument only mirrors subscribe's.
+    [self](unsub_atom, const std::string&, uint64_t id) {
       auto removed = self->state.subscriptions.remove(id);
       if (!removed)
         return;
@@ -340,7 +344,6 @@ caf::message_handler message_path(self_ptr self) {
         self->demonitor(sub);
       if (auto* e = find_entry(self, removed->rec.url); e && e->slots[0].child)
         self->send(e->slots[0].child, unsub_atom_v, id);
-      (void)url;
     },
   };
 }

@@ -213,7 +213,7 @@ TEST_CASE("unsubscribe and a dead subscriber end the subscription", "[message][s
   }));
 }
 
-TEST_CASE("bad subjects and oversized payloads are typed errors", "[message][bad-input]") {
+TEST_CASE("bad subjects and oversized payloads are typed errors", "[message][bad-input][regression]") {
   server_options opts;
   opts.max_payload = 1024;
   nats_server server{opts};

@@ -178,7 +178,7 @@ TEST_CASE("a lease whose connection died is not handed out again until it is hea
 }
 
 TEST_CASE("connections at the server never exceed the pool size, before and after faults",
-          "[pool][faults]") {
+          "[pool][faults][regression]") {
   nats_server server;
   auto s = pool_settings(server.url(), 3);
   s.request_timeout = 10s;

@@ -259,7 +259,7 @@ std::string run_random_sequence(uint32_t seed, int steps, std::string& trace) {
 } // namespace
 
 TEST_CASE("random operations take each subscriber's monitor once and always release it",
-          "[subscriptions]") {
+          "[subscriptions][regression]") {
   constexpr uint32_t sequences = 1000;
   constexpr int steps = 200;
   for (uint32_t seed = 1; seed <= sequences; ++seed) {
