@@ -69,6 +69,9 @@ void connection_slot::on(const slot_event::child_down& ev) {
     return;
   child_alive_ = false;
   if (state_ == connection_state::closing) {
+    // A slot closed while connected stops being up here: credit (or not) its up period now, or
+    // the first failure after a reopen would count the time spent closed as time up.
+    history_.record_down(ev.now, policy_);
     enter(connection_state::closed, "closed on request");
     out_.emplace_back(slot_action::closed{});
     if (std::exchange(reopen_, false))

@@ -25,7 +25,8 @@
 //   one it ends at once. A `start` that arrives while closing is remembered and honoured after
 //   the close completed (close first, then a fresh connection), so the close is never stranded.
 // - A slot up for at least `stable_period` ends its failure episode: its next failure is
-//   restart attempt 1 (credited at the disconnect, which nats.c always reports first).
+//   restart attempt 1 (credited at the disconnect, which nats.c always reports first, or when
+//   the child of a slot closed while connected is down).
 
 #include <cstdint>
 #include <string>

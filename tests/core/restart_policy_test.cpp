@@ -388,3 +388,94 @@ TEST_CASE("worst_case_total_delay matches a hand computation", "[policy]") {
     CHECK(p.worst_case_total_delay() == 26654375us);
   }
 }
+
+// -- record_down: the up period is credited when the connection stops being up ----------------
+
+namespace {
+
+/// A history at attempt `n` of its episode (n restarts one second apart from t0).
+failure_history history_at_attempt(const restart_policy& p, int n) {
+  failure_history h;
+  for (int i = 0; i < n; ++i)
+    h.record_restart(t0 + std::chrono::seconds(i), p);
+  REQUIRE(h.attempt == n);
+  return h;
+}
+
+} // namespace
+
+TEST_CASE("record_down after a stable period ends the episode", "[policy]") {
+  auto p = without_jitter();
+  auto h = history_at_attempt(p, 3);
+  auto up = t0 + 10s;
+  h.record_up(up);
+  SECTION("up for longer than stable_period") {
+    h.record_down(up + 31s, p);
+    CHECK(h.attempt == 0);
+  }
+  SECTION("up for exactly stable_period") {
+    h.record_down(up + 30s, p);
+    CHECK(h.attempt == 0);
+  }
+  CHECK_FALSE(h.up_since.has_value());
+  CHECK(h.restarts.size() == 3); // the window is not reset by a stable period
+  // However long nats.c then tries before giving up, the next restart is attempt 1.
+  auto r = expect_restart(decide(p, h, failure_kind::transient, "connection lost", up + 1h, 0.5));
+  CHECK(r.attempt == 1);
+  CHECK(r.delay == 2s);
+  h.record_restart(up + 1h, p);
+  CHECK(h.attempt == 1);
+}
+
+TEST_CASE("record_down before the stable period keeps the episode, and time spent down does "
+          "not count as up",
+          "[policy]") {
+  auto p = without_jitter();
+  auto h = history_at_attempt(p, 3);
+  auto up = t0 + 10s;
+  h.record_up(up);
+  h.record_down(up + 30s - 1ns, p);
+  CHECK(h.attempt == 3);
+  CHECK_FALSE(h.up_since.has_value());
+  // decide alone would have measured the hour since up_since and started a new episode.
+  auto r = expect_restart(decide(p, h, failure_kind::transient, "connection lost", up + 1h, 0.5));
+  CHECK(r.attempt == 4);
+  CHECK(r.delay == 16s);
+  h.record_restart(up + 1h, p);
+  CHECK(h.attempt == 4);
+}
+
+TEST_CASE("record_down without an up period keeps the attempt", "[policy]") {
+  auto p = without_jitter();
+  auto h = history_at_attempt(p, 2);
+  h.record_down(t0 + 1h, p);
+  CHECK(h.attempt == 2);
+  CHECK(h.restarts.size() == 2);
+  CHECK_FALSE(h.up_since.has_value());
+  SECTION("a second record_down keeps the episode a stable one ended") {
+    h.record_up(t0 + 2h);
+    h.record_down(t0 + 2h + 40s, p);
+    h.record_down(t0 + 5h, p);
+    CHECK(h.attempt == 0);
+  }
+}
+
+TEST_CASE("short up periods separated by record_down do not add up", "[policy]") {
+  auto p = without_jitter();
+  auto h = history_at_attempt(p, 2);
+  h.record_up(t0 + 10s);
+  h.record_down(t0 + 30s, p); // 20 s up
+  h.record_up(t0 + 31s);
+  h.record_down(t0 + 51s, p); // 20 s up again
+  CHECK(h.attempt == 2);
+  CHECK(expect_restart(fail_transient(p, h, t0 + 2min)).attempt == 3);
+}
+
+TEST_CASE("record_down uses the stable_period of the policy it is given", "[policy]") {
+  auto p = without_jitter();
+  p.stable_period = 5s;
+  auto h = history_at_attempt(p, 4);
+  h.record_up(t0 + 10s);
+  h.record_down(t0 + 15s, p);
+  CHECK(h.attempt == 0);
+}
