@@ -92,7 +92,11 @@ void connection_slot::on(const slot_event::child_down& ev) {
   }
   give_up_reason_ = std::get<decision::give_up>(d).reason;
   enter(connection_state::gave_up, give_up_reason_);
-  out_.emplace_back(slot_action::gave_up{give_up_reason_ + "; last error: " + last_error_});
+  // A permanent failure's reason already is its error.
+  auto with_cause = ev.kind == failure_kind::permanent
+                      ? give_up_reason_
+                      : give_up_reason_ + "; last error: " + last_error_;
+  out_.emplace_back(slot_action::gave_up{std::move(with_cause)});
 }
 
 void connection_slot::on(const slot_event::timer& ev) {

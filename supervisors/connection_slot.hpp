@@ -154,7 +154,7 @@ class connection_slot {
   /// Requests can be served: connected, or reconnecting (nats.c buffers meanwhile).
   bool usable() const noexcept;
 
-  /// Children started after the first.
+  /// Children started by the restart timer (after failures); a reset or a reopen is not counted.
   uint64_t restarts() const noexcept { return restarts_; }
 
   /// Why the last child failed (kept after recovery); empty if none did.
