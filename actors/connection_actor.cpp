@@ -197,6 +197,8 @@ void finish_request(self_ptr self, nats_message& msg) {
   }
 }
 
+void fail(self_ptr self, errc code, const std::string& what);
+
 // Sends a request (a reply or a JetStream acknowledgement expected) on the reply subscription.
 void start_request(self_ptr self, const outgoing& m, caf::timespan timeout,
                    pending_request::kind_t kind) {
@@ -209,6 +211,13 @@ void start_request(self_ptr self, const outgoing& m, caf::timespan timeout,
     return;
   }
   if (auto s = detail::publish(st.core->nc, m, subject->c_str()); s != NATS_OK) {
+    if (s == NATS_CONNECTION_CLOSED) {
+      // nats.c closed the connection under us (its closed callback is on its way): this request
+      // goes back to the supervisor with every other one in the table, to wait for the next
+      // connection.
+      fail(self, errc::connection_closed, "nats.c closed the connection for good");
+      return;
+    }
     auto token = std::strtoull(subject->c_str() + st.inbox.size(), nullptr, 10);
     st.pending.complete(token);
     detail::deliver_error(rp, from_status(s, errc::nats_error, st.url, "publish to " + m.subject));
@@ -477,6 +486,11 @@ caf::message_handler serving(self_ptr self) {
       natsSubscription* sub = nullptr;
       auto s = detail::subscribe(&sub, st.core->nc, subject, queue,
                                  caf::actor_cast<caf::weak_actor_ptr>(subscriber), id);
+      if (s == NATS_CONNECTION_CLOSED) {
+        // Not a refusal: the subscription stays with the supervisor for the next connection.
+        fail(self, errc::connection_closed, "nats.c closed the connection for good");
+        return id;
+      }
       if (s != NATS_OK)
         return detail::fail<uint64_t>(
           self, from_status(s, errc::nats_error, st.url, "subscribe to " + subject));
