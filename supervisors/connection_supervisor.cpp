@@ -196,7 +196,6 @@ void finish_close_if_done(self_ptr self, url_entry& e) {
     if (s.machine.state() != connection_state::closed || s.machine.child_alive())
       return;
   e.closing = false;
-  fail_parked(e, e.stop_reason);
   for (auto& f : std::exchange(e.on_closed, {}))
     f();
   // Erased once its own message comes back: nothing may hold a reference to it then.
@@ -316,6 +315,9 @@ void close_entry(self_ptr self, url_entry& e, caf::error reason) {
     e.closing = true;
     e.stop_reason = std::move(reason);
   }
+  // Nothing that waits for a connection of this URL can be served any more: answer it now,
+  // not when the last child is gone (a child may be stuck in a connect attempt).
+  fail_parked(e, e.stop_reason);
   fail_waiters(e, e.stop_reason);
   for (uint32_t i = 0; i < e.slots.size(); ++i)
     apply(self, e, i, slot_event::close{});
@@ -332,8 +334,14 @@ void shut_down(self_ptr self, caf::error reason) {
     self->quit(st.exit_reason);
     return;
   }
-  for (auto* e : entries(self))
-    close_entry(self, *e, make_error(errc::service_stopped, "the connection service stopped", e->url));
+  // Every entry is closing before the first close can complete: the last one to complete quits.
+  auto all = entries(self);
+  for (auto* e : all) {
+    e->closing = true;
+    e->stop_reason = make_error(errc::service_stopped, "the connection service stopped", e->url);
+  }
+  for (auto* e : all)
+    close_entry(self, *e, e->stop_reason);
 }
 
 void on_down(self_ptr self, caf::down_msg& msg) {

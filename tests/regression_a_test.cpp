@@ -414,3 +414,34 @@ TEST_CASE("stop returns only once every connection is closed", "[regression]") {
     REQUIRE(h->closed());
   }
 }
+
+TEST_CASE("stop answers the parked requests of every URL", "[regression]") {
+  // Defect (found reviewing the rebuild): stopping quit as soon as every URL it had marked so
+  // far was closed. A URL without a child (here: waiting to restart) closes at once; if it came
+  // first, the supervisor quit and dropped the requests parked on a later URL whose child was
+  // still stuck in a connect attempt. Keys are visited in order: "nats://127..." < "nats://lo...".
+  nats_server server;
+  auto silent_port = nats_server::free_port();
+  silent_listener silent{silent_port};
+  auto restarting_url = server.url();
+  auto stuck_url = "nats://localhost:" + std::to_string(silent_port);
+  auto s = fast_settings(restarting_url);
+  s.nats.max_reconnect = 0; // nats.c gives up at once: a supervisor restart follows
+  s.policy.base_delay = 30s;
+  s.policy.max_delay = 30s;
+  s.connection_timeout = 3s; // how long the stuck connect attempt waits for INFO
+  s.request_timeout = 20s;
+  service_fixture f{s};
+  REQUIRE(f.svc->get_connection());
+  server.kill();
+  REQUIRE(f.await_state(connection_state::restarting));
+  caf::scoped_actor self{f.sys};
+  auto parked = self->request(f.svc->actor(), 30s, get_conn_atom_v, stuck_url);
+  // Its connection actor exists (the silent server accepted it), so the request is parked.
+  REQUIRE(eventually([&] { return silent.accepted() >= 1; }, 5000ms));
+  f.svc->stop();
+  std::string got = "no answer";
+  parked.receive([&](connection_handle&) { got = "a handle"; },
+                 [&](caf::error& err) { got = describe(err); });
+  CHECK_THAT(got, Catch::Matchers::StartsWith("natsvisor.service_stopped"));
+}
