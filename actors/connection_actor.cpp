@@ -199,6 +199,16 @@ void finish_request(self_ptr self, nats_message& msg) {
 
 void fail(self_ptr self, errc code, const std::string& what);
 
+// A write into a connection that nats.c closed in the meantime (its closed callback is on its
+// way): not this request's fault. The connection fails now, and whatever it holds (this request
+// included, once bounced) waits for the next one. False for any other status.
+bool closed_under_us(self_ptr self, natsStatus s) {
+  if (s != NATS_CONNECTION_CLOSED)
+    return false;
+  fail(self, errc::connection_closed, "nats.c closed the connection for good");
+  return true;
+}
+
 // Sends a request (a reply or a JetStream acknowledgement expected) on the reply subscription.
 void start_request(self_ptr self, const outgoing& m, caf::timespan timeout,
                    pending_request::kind_t kind) {
@@ -211,13 +221,8 @@ void start_request(self_ptr self, const outgoing& m, caf::timespan timeout,
     return;
   }
   if (auto s = detail::publish(st.core->nc, m, subject->c_str()); s != NATS_OK) {
-    if (s == NATS_CONNECTION_CLOSED) {
-      // nats.c closed the connection under us (its closed callback is on its way): this request
-      // goes back to the supervisor with every other one in the table, to wait for the next
-      // connection.
-      fail(self, errc::connection_closed, "nats.c closed the connection for good");
-      return;
-    }
+    if (closed_under_us(self, s))
+      return; // bounced with the rest of the table
     auto token = std::strtoull(subject->c_str() + st.inbox.size(), nullptr, 10);
     st.pending.complete(token);
     detail::deliver_error(rp, from_status(s, errc::nats_error, st.url, "publish to " + m.subject));
@@ -273,6 +278,8 @@ void connected(self_ptr self) {
 void drain_pending(self_ptr self, const caf::error& err, bool bounce) {
   auto& st = self->state;
   for (auto& [token, p] : st.pending.take_all()) {
+    if (p.kind == pending_request::js_check)
+      continue; // this generation is never announced now
     if (bounce && (p.kind == pending_request::reply || p.kind == pending_request::js_ack))
       p.promise.delegate(st.supervisor, bounce_atom_v, st.key, st.generation, std::move(p.retry));
     else
@@ -398,14 +405,6 @@ caf::error publish_error(self_ptr self, natsStatus s, const std::string& subject
 
 // The message path while connected or reconnecting (nats.c buffers writes meanwhile).
 caf::message_handler serving(self_ptr self) {
-  // A write into a connection nats.c closed in the meantime: its closed callback is on its way.
-  // Fail now and hand this request back, so it is parked for the next connection, not refused.
-  auto closed_under_us = [self](natsStatus s) {
-    if (s != NATS_CONNECTION_CLOSED)
-      return false;
-    fail(self, errc::connection_closed, "nats.c closed the connection for good");
-    return true;
-  };
   return {
     [self](health_atom) {
       auto rp = self->make_response_promise();
@@ -413,20 +412,20 @@ caf::message_handler serving(self_ptr self) {
               self->state.cfg->health_timeout);
       return rp;
     },
-    [self, closed_under_us](pub_atom, const outgoing& m) -> caf::result<caf::unit_t> {
+    [self](pub_atom, const outgoing& m) -> caf::result<caf::unit_t> {
       auto s = detail::publish(self->state.core->nc, m);
-      if (closed_under_us(s))
+      if (closed_under_us(self, s))
         return bounce<caf::unit_t>(self);
       if (s != NATS_OK)
         return detail::fail<caf::unit_t>(self, publish_error(self, s, m.subject));
       flush_if_idle(self);
       return caf::unit;
     },
-    [self, closed_under_us](pub_atom, const std::vector<outgoing>& batch) -> caf::result<uint64_t> {
+    [self](pub_atom, const std::vector<outgoing>& batch) -> caf::result<uint64_t> {
       uint64_t sent = 0;
       for (auto& m : batch) {
         auto s = detail::publish(self->state.core->nc, m);
-        if (sent == 0 && closed_under_us(s))
+        if (sent == 0 && closed_under_us(self, s))
           return bounce<uint64_t>(self);
         if (s != NATS_OK) {
           // Say how many went out, so a retry can skip them instead of duplicating them.
@@ -443,7 +442,7 @@ caf::message_handler serving(self_ptr self) {
         return caf::delegated<uint64_t>{}; // fire and forget: no count to send back
       return sent;
     },
-    [self, closed_under_us](pub_atom, const packed_batch& batch) -> caf::result<uint64_t> {
+    [self](pub_atom, const packed_batch& batch) -> caf::result<uint64_t> {
       auto nc = self->state.core->nc;
       size_t offset = 0;
       uint64_t sent = 0;
@@ -454,7 +453,7 @@ caf::message_handler serving(self_ptr self) {
             make_error(errc::nats_error, "packed batch sizes exceed its data", self->state.url));
         auto s = natsConnection_Publish(nc, batch.subject.c_str(), batch.data.data() + offset,
                                         static_cast<int>(size));
-        if (sent == 0 && closed_under_us(s))
+        if (sent == 0 && closed_under_us(self, s))
           return bounce<uint64_t>(self);
         if (s != NATS_OK)
           return detail::fail<uint64_t>(
@@ -486,11 +485,8 @@ caf::message_handler serving(self_ptr self) {
       natsSubscription* sub = nullptr;
       auto s = detail::subscribe(&sub, st.core->nc, subject, queue,
                                  caf::actor_cast<caf::weak_actor_ptr>(subscriber), id);
-      if (s == NATS_CONNECTION_CLOSED) {
-        // Not a refusal: the subscription stays with the supervisor for the next connection.
-        fail(self, errc::connection_closed, "nats.c closed the connection for good");
-        return id;
-      }
+      if (closed_under_us(self, s))
+        return id; // not a refusal: the supervisor subscribes it on the next connection
       if (s != NATS_OK)
         return detail::fail<uint64_t>(
           self, from_status(s, errc::nats_error, st.url, "subscribe to " + subject));

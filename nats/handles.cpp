@@ -4,8 +4,8 @@ namespace natsvisor {
 namespace detail {
 
 connection_core::~connection_core() {
-  // Destroy closes first if needed. nats.c may still run the closed callback afterwards; the
-  // callback's closure is a separate heap object (see actors/nats_callbacks), not this one.
+  // Destroy closes first if needed. nats.c may still run the closed callback afterwards; its
+  // closure is a number, not this object (see nats/callbacks.hpp).
   natsConnection_Destroy(nc);
 }
 

@@ -189,17 +189,36 @@ void ensure_shared(self_ptr self, url_entry& e) {
     apply(self, e, 0, slot_event::start{});
 }
 
+bool all_closed(const url_entry& e) {
+  return std::all_of(e.slots.begin(), e.slots.end(), [](const slot_runtime& s) {
+    return s.machine.state() == connection_state::closed && !s.machine.child_alive();
+  });
+}
+
+bool idle(const url_entry& e) {
+  return !e.closing && all_closed(e) && e.parked.empty() && e.pool.waiting() == 0
+         && e.pool.active() == 0 && e.active_scopes == 0;
+}
+
+void forget_if_idle(self_ptr self, const url_entry& e) {
+  // Erased when this message comes back, so that no caller holds a reference to it then.
+  if (idle(e))
+    self->send(self, forget_atom_v, e.key);
+}
+
+void release_monitor(self_ptr self, const caf::actor& a) {
+  auto& ws = self->state.watchers;
+  if (std::find(ws.begin(), ws.end(), a) == ws.end() && !self->state.subscriptions.has_subscriber(a))
+    self->demonitor(a);
+}
+
 void finish_close_if_done(self_ptr self, url_entry& e) {
-  if (!e.closing)
+  if (!e.closing || !all_closed(e))
     return;
-  for (auto& s : e.slots)
-    if (s.machine.state() != connection_state::closed || s.machine.child_alive())
-      return;
   e.closing = false;
   for (auto& f : std::exchange(e.on_closed, {}))
     f();
-  // Erased once its own message comes back: nothing may hold a reference to it then.
-  self->send(self, forget_atom_v, e.key);
+  forget_if_idle(self, e);
   if (self->state.shutting_down
       && std::all_of(self->state.urls.begin(), self->state.urls.end(),
                      [](const auto& kv) { return !kv.second.closing; }))
@@ -208,10 +227,12 @@ void finish_close_if_done(self_ptr self, url_entry& e) {
 
 void subscribe_on_child(self_ptr self, url_entry& e, const subscription_registry<caf::actor>::record& r,
                         caf::response_promise rp) {
-  self->request(e.slots[0].child, caf::infinite, sub_atom_v, r.id, r.subject, r.queue, r.subscriber)
+  // Bounded: a child that ends without answering must not leave the subscriber waiting.
+  auto deadline = self->state.cfg->health_timeout + std::chrono::seconds(5);
+  self->request(e.slots[0].child, deadline, sub_atom_v, r.id, r.subject, r.queue, r.subscriber)
     .then([rp](uint64_t id) mutable { rp.deliver(id); },
           [self, rp, id = r.id, url = e.url](caf::error& err) mutable {
-            if (code_of(err) == errc::none) { // the child went: kept for the next connection
+            if (code_of(err) == errc::none) { // the child went or was slow: kept for the next one
               rp.deliver(id);
               return;
             }
@@ -219,7 +240,7 @@ void subscribe_on_child(self_ptr self, url_entry& e, const subscription_registry
             log().error("subscription {} on {} refused: {}", id, url, describe(err));
             if (auto removed = self->state.subscriptions.remove(id);
                 removed && removed->last_for_subscriber)
-              self->demonitor(removed->rec.subscriber);
+              release_monitor(self, removed->rec.subscriber);
             detail::deliver_error(rp, std::move(err));
           });
 }
@@ -315,6 +336,7 @@ void close_entry(self_ptr self, url_entry& e, caf::error reason) {
     e.closing = true;
     e.stop_reason = std::move(reason);
   }
+  e.gave_up_reason.clear(); // a URL closed on request starts afresh when it is used again
   // Nothing that waits for a connection of this URL can be served any more: answer it now,
   // not when the last child is gone (a child may be stuck in a connect attempt).
   fail_parked(e, e.stop_reason);

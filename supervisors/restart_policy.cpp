@@ -35,7 +35,7 @@ void failure_history::record_down(steady_time now, const restart_policy& p) {
 void failure_history::record_restart(steady_time now, const restart_policy& p) {
   attempt = attempts_in_episode(now, p.stable_period) + 1;
   restarts.push_back(now);
-  // Not just popping the front: the system clock may have jumped backwards,
+  // Not just popping the front: a caller may pass times out of order,
   // leaving the deque out of order.
   auto horizon = now - p.window;
   restarts.erase(std::remove_if(restarts.begin(), restarts.end(),

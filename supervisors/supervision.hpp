@@ -41,6 +41,12 @@ void child_ended(self_ptr self, url_entry& e, uint32_t index, uint64_t generatio
                  const caf::error& reason);
 void notify(self_ptr self, url_entry& e, uint32_t index, const slot_action::notify& n);
 void close_entry(self_ptr self, url_entry& e, caf::error reason);
+/// Nothing runs, waits or is held: the entry may be erased.
+bool idle(const url_entry& e);
+/// Sends the entry's erasure to self when it is idle (checked again when it arrives).
+void forget_if_idle(self_ptr self, const url_entry& e);
+/// Stops monitoring `a` unless it still watches or subscribes.
+void release_monitor(self_ptr self, const caf::actor& a);
 void shut_down(self_ptr self, caf::error reason);
 url_status status_of(const url_entry& e);
 void on_down(self_ptr self, caf::down_msg& msg);

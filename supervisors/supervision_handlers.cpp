@@ -46,8 +46,10 @@ caf::expected<url_entry*> open_entry(self_ptr self, const std::string& url) {
   auto entry = entry_for(self, url);
   if (!entry)
     return entry;
-  if (auto err = refusal(self, **entry))
+  if (auto err = refusal(self, **entry)) {
+    forget_if_idle(self, **entry); // a refused request leaves no entry behind
     return err;
+  }
   return entry;
 }
 
@@ -130,16 +132,20 @@ caf::message_handler handle_requests(self_ptr self) {
     },
     [self](health_atom, const std::string& url) { return serve(self, request_kind::health, url); },
     [self](scope_end_atom, const std::string& key) {
-      if (auto* e = find_entry(self, key); e && e->active_scopes > 0)
+      if (auto* e = find_entry(self, key); e && e->active_scopes > 0) {
         --e->active_scopes;
+        forget_if_idle(self, *e);
+      }
     },
     [self](lease_atom, const std::string& url, caf::timespan timeout) {
       auto entry = open_entry(self, url);
       if (!entry)
         return refused(self, entry.error());
       auto& e = **entry;
+      // The holder's name first: the promise takes the sender out of the current message.
+      auto holder = caf::to_string(self->current_sender());
       auto rp = self->make_response_promise();
-      lease_waiter w{rp, caf::to_string(self->current_sender())};
+      lease_waiter w{rp, std::move(holder)};
       auto wait = timeout > caf::timespan{0} ? timeout : self->state.cfg->lease_timeout;
       auto decided = e.pool.request(++self->state.next_id, steady_clock::now() + wait, w);
       if (!decided)
@@ -152,8 +158,10 @@ caf::message_handler handle_requests(self_ptr self) {
       return rp;
     },
     [self](lease_end_atom, const std::string& key, uint32_t index, uint64_t id) {
-      if (auto* e = find_entry(self, key))
+      if (auto* e = find_entry(self, key)) {
         act_on_pool(self, *e, e->pool.release(index, id)); // a stale or 2nd return: nothing
+        forget_if_idle(self, *e);
+      }
     },
     [self](leak_check_atom, const std::string& key, uint32_t index, uint64_t id) {
       auto* e = find_entry(self, key);
@@ -169,10 +177,13 @@ caf::message_handler handle_requests(self_ptr self) {
         self->send(w, ev);
     },
     [self](reset_atom, const std::string& url) -> caf::result<caf::unit_t> {
-      auto entry = entry_for(self, url);
-      if (!entry)
-        return entry.error();
-      auto& e = **entry;
+      auto& key = key_of(self, url);
+      if (auto servers = parse_servers(key); !servers)
+        return servers.error();
+      auto* found = find_entry(self, key);
+      if (!found)
+        return caf::unit; // nothing to revive
+      auto& e = *found;
       if (!e.gave_up_reason.empty())
         log().info("reviving {} on request", e.url);
       e.gave_up_reason.clear();
@@ -229,8 +240,7 @@ caf::message_handler handle_requests(self_ptr self) {
       if (it == ws.end())
         return;
       ws.erase(it);
-      if (!self->state.subscriptions.has_subscriber(watcher))
-        self->demonitor(watcher);
+      release_monitor(self, watcher);
     },
     [self](close_conn_atom, const std::string& url) {
       auto rp = self->make_response_promise();
@@ -297,8 +307,12 @@ caf::message_handler message_path(self_ptr self) {
     // A request a failed connection handed back, with its requester's promise: parked for the
     // next connection of the URL (never for the generation that failed).
     // The failure report (conn_down) precedes every bounce from the same child, so the slot is
-    // past that generation here and the request waits for the next one.
+    // past that generation here and the request waits for the next one. Unless the URL was
+    // closed meanwhile: a request accepted before a close must not open the URL again.
     [self](bounce_atom, const std::string& key, uint64_t, caf::message& request) {
+      auto* e = find_entry(self, key);
+      if (!e || e->slots[0].machine.state() == connection_state::closed)
+        return refused(self, make_error(errc::connection_closed, "closed on request", redact(key)));
       return serve(self, request_kind::forward, key, std::move(request));
     },
     [self](sub_atom, const std::string& url, const std::string& subject, const std::string& queue,
@@ -339,9 +353,8 @@ caf::message_handler message_path(self_ptr self) {
       auto removed = self->state.subscriptions.remove(id);
       if (!removed)
         return;
-      auto& sub = removed->rec.subscriber;
-      if (removed->last_for_subscriber && !is_watcher(self, sub))
-        self->demonitor(sub);
+      if (removed->last_for_subscriber)
+        release_monitor(self, removed->rec.subscriber);
       if (auto* e = find_entry(self, removed->rec.url); e && e->slots[0].child)
         self->send(e->slots[0].child, unsub_atom_v, id);
     },
@@ -356,7 +369,12 @@ caf::message_handler from_children(self_ptr self) {
                      : self->state.children.end();
     if (it == self->state.children.end() || it->second.generation != generation)
       return {nullptr, 0};
-    return {find_entry(self, it->second.key), it->second.index};
+    auto* e = find_entry(self, it->second.key);
+    auto index = it->second.index;
+    if (!e || e->slots[index].machine.generation() != generation
+        || !e->slots[index].machine.child_alive())
+      return {nullptr, 0}; // a generation that failed or was replaced: nothing to act on
+    return {e, index};
   };
   return {
     [self, current](conn_up_atom, uint64_t generation, connection_handle& conn,
@@ -425,14 +443,9 @@ caf::message_handler from_children(self_ptr self) {
       arm_timers(self, *e);
     },
     [self](forget_atom, const std::string& key) {
-      // Erased once closed with nothing started since: status lists only URLs in use.
+      // Erased once nothing runs, waits or is held: status lists only URLs in use.
       auto it = self->state.urls.find(key);
-      if (it == self->state.urls.end() || it->second.closing)
-        return;
-      for (auto& s : it->second.slots)
-        if (s.machine.state() != connection_state::closed || s.machine.child_alive())
-          return;
-      if (!it->second.parked.empty() || it->second.pool.waiting() > 0)
+      if (it == self->state.urls.end() || !idle(it->second))
         return;
       auto& past = self->state.past_generations;
       uint64_t pooled = 0;

@@ -445,3 +445,24 @@ TEST_CASE("stop answers the parked requests of every URL", "[regression]") {
                  [&](caf::error& err) { got = describe(err); });
   CHECK_THAT(got, Catch::Matchers::StartsWith("natsvisor.service_stopped"));
 }
+
+TEST_CASE("a lease returned after its URL was closed never frees another holder's loan",
+          "[regression]") {
+  // Defect (found reviewing the rebuild): a closed URL's entry was forgotten while a lease of
+  // it was still held. The next lease came from a fresh pool whose loan ids start again at 1,
+  // so returning the old lease (same URL, slot and id) freed the new holder's connection and
+  // the next request got it too: two holders of one "exclusive" connection.
+  nats_server server;
+  auto s = fast_settings(server.url());
+  s.connection_pool_size = 2;
+  service_fixture f{s};
+  auto first = f.svc->lease();
+  REQUIRE(first);
+  REQUIRE_FALSE(f.svc->close_connection());
+  auto second = f.svc->lease();
+  REQUIRE(second);
+  first->release(); // the old loan comes back late
+  auto third = f.svc->lease({}, 2s);
+  REQUIRE(third);
+  CHECK(third->get() != second->get()); // never the connection the second holder still has
+}
