@@ -216,9 +216,11 @@ void finish_close_if_done(self_ptr self, url_entry& e) {
   if (!e.closing || !all_closed(e))
     return;
   e.closing = false;
+  // The erasure is on its way before the closers learn that the close completed: whatever they
+  // ask next finds the URL gone.
+  forget_if_idle(self, e);
   for (auto& f : std::exchange(e.on_closed, {}))
     f();
-  forget_if_idle(self, e);
   if (self->state.shutting_down
       && std::all_of(self->state.urls.begin(), self->state.urls.end(),
                      [](const auto& kv) { return !kv.second.closing; }))
