@@ -1,6 +1,7 @@
 #include "config/settings.hpp"
 
 #include <cmath>
+#include <cstring>
 #include <cstdlib>
 #include <map>
 
@@ -312,6 +313,11 @@ struct option_access : caf::actor_system_config {
   }
 };
 
+// CAF 0.17's string_view takes a plain `const char*` only with gcc.
+caf::string_view view(const char* s) {
+  return {s, std::strlen(s)};
+}
+
 caf::error config_error(const std::string& key, const std::string& problem) {
   return make_error(errc::invalid_config, std::string{config_group} + "." + key + ": " + problem);
 }
@@ -327,7 +333,10 @@ std::optional<std::string> process_env(const std::string& name) {
 caf::expected<settings> parse_settings(const caf::settings& group, const env_lookup& env) {
   settings result;
   auto& all = specs();
-  for (auto& [key, value] : group) {
+  for (auto& kv : group) {
+    // Not a structured binding: C++17 lambdas cannot capture those (clang refuses).
+    const auto& key = kv.first;
+    const auto& value = kv.second;
     auto spec
       = std::find_if(all.begin(), all.end(), [&](const key_spec& x) { return key == x.doc.key; });
     if (spec == all.end())
@@ -338,7 +347,7 @@ caf::expected<settings> parse_settings(const caf::settings& group, const env_loo
   // Environment fall-backs apply only where the configuration is silent.
   auto fallback = [&](const char* key, const char* var, std::string settings::*field,
                       bool is_url) -> caf::error {
-    if (group.count(key) != 0 || !env)
+    if (group.count(caf::string_view{key, std::strlen(key)}) != 0 || !env)
       return caf::none;
     auto value = env(var);
     if (!value || value->empty())
@@ -383,9 +392,9 @@ void declare_keys(caf::actor_system_config& cfg) {
   caf::config_option_adder adder{option_access::of(cfg), config_group};
   for (auto& spec : specs()) {
     if (spec.is_list)
-      adder.add<std::vector<std::string>>(spec.doc.key, spec.doc.meaning);
+      adder.add<std::vector<std::string>>(view(spec.doc.key), view(spec.doc.meaning));
     else
-      adder.add<std::string>(spec.doc.key, spec.doc.meaning);
+      adder.add<std::string>(view(spec.doc.key), view(spec.doc.meaning));
   }
 }
 

@@ -57,7 +57,7 @@ struct settings {
 };
 
 /// The configuration group natsvisor's keys live in: `natsvisor.nats_url`, ...
-constexpr const char* config_group = "natsvisor";
+constexpr const char config_group[] = "natsvisor";
 
 /// Reads an environment variable; injectable so tests do not depend on the process environment.
 using env_lookup = std::function<std::optional<std::string>(const std::string&)>;

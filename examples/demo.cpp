@@ -147,7 +147,7 @@ bool given(const caf::actor_system_config& cfg, const char* key) {
   if (it == cfg.content.end())
     return false;
   auto group = caf::get_if<caf::settings>(&it->second);
-  return group != nullptr && group->count(key) != 0;
+  return group != nullptr && group->count(caf::string_view{key, std::strlen(key)}) != 0;
 }
 
 void on_signal(int) {

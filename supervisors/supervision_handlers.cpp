@@ -207,9 +207,10 @@ caf::message_handler handle_requests(self_ptr self) {
         }
         rp.deliver(std::move(report));
       };
-      for (auto& [addr, ref] : self->state.children) {
+      for (auto& child : self->state.children) {
         ++*left;
-        self->request(caf::actor_cast<caf::actor>(addr), status_poll_deadline, stats_atom_v)
+        auto ref = child.second;
+        self->request(caf::actor_cast<caf::actor>(child.first), status_poll_deadline, stats_atom_v)
           .then(
             [self, done, ref](traffic& t) mutable {
               if (auto* e = find_entry(self, ref.key);

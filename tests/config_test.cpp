@@ -1,3 +1,4 @@
+#include <cstring>
 #include <catch2/catch.hpp>
 
 #include <map>
@@ -23,7 +24,7 @@ env_lookup env_of(std::map<std::string, std::string> vars) {
 caf::settings group(std::initializer_list<std::pair<const char*, caf::config_value>> xs) {
   caf::settings result;
   for (auto& [k, v] : xs)
-    result[k] = v;
+    result[caf::string_view{k, std::strlen(k)}] = v;
   return result;
 }
 
