@@ -1,8 +1,7 @@
 #pragma once
 
-// Internal to the connection supervisor: the helpers its handler groups share. Not installed for
-// users; connection_supervisor.cpp acts on the pure cores' decisions, supervision_handlers.cpp
-// holds the message handlers.
+// Internal to the connection supervisor: supervision.cpp acts on the pure cores' decisions,
+// supervision_handlers.cpp holds the message handlers, connection_supervisor.cpp composes them.
 
 #include <string>
 #include <vector>

@@ -1,0 +1,418 @@
+// How the connection supervisor acts on its pure cores: feed an event to a slot's state machine
+// (`apply`), then do what it decided (`act`): spawn or stop a child, arm a restart, notify
+// watchers, serve or fail what waits, hand out leases. Internal to the supervisor.
+
+#include "supervisors/supervision.hpp"
+
+#include <algorithm>
+
+#include "caf/all.hpp"
+
+#include "actors/connection_actor.hpp"
+#include "base/logging.hpp"
+#include "base/replies.hpp"
+#include "config/url.hpp"
+#include "nats/type_ids.hpp"
+
+namespace natsvisor {
+
+namespace supervision {
+
+// The one place where a child's exit reason is sorted: bad input cannot be cured by restarting.
+failure_kind classify(const caf::error& reason) {
+  switch (code_of(reason)) {
+    case errc::invalid_url:
+    case errc::invalid_config: return failure_kind::permanent;
+    default: return failure_kind::transient;
+  }
+}
+
+std::string slot_name(uint32_t index) {
+  return index == 0 ? std::string{"shared"} : "pool slot " + std::to_string(index);
+}
+
+slot_availability availability_of(connection_state s) {
+  switch (s) {
+    case connection_state::connecting:
+    case connection_state::restarting: return slot_availability::starting;
+    case connection_state::connected: return slot_availability::up;
+    case connection_state::reconnecting:
+    case connection_state::closing: return slot_availability::down;
+    case connection_state::gave_up: return slot_availability::gave_up;
+    case connection_state::closed: break;
+  }
+  return slot_availability::stopped;
+}
+
+url_entry* find_entry(self_ptr self, const std::string& key) {
+  auto it = self->state.urls.find(key);
+  return it == self->state.urls.end() ? nullptr : &it->second;
+}
+
+const std::string& key_of(self_ptr self, const std::string& url) {
+  return url.empty() ? self->state.cfg->nats_url : url;
+}
+
+// Finds or creates the entry of `url`. Validates first, so bad input never creates anything.
+caf::expected<url_entry*> entry_for(self_ptr self, const std::string& url) {
+  auto& key = key_of(self, url);
+  if (auto* e = find_entry(self, key))
+    return e;
+  if (auto servers = parse_servers(key); !servers)
+    return servers.error();
+  auto& st = self->state;
+  std::pair<uint64_t, uint64_t> generations{0, 0};
+  if (auto it = st.past_generations.find(key); it != st.past_generations.end()) {
+    generations = it->second;
+    st.past_generations.erase(it);
+  }
+  return &st.urls.try_emplace(key, key, *st.cfg, generations).first->second;
+}
+
+caf::error gave_up_error(const url_entry& e) {
+  return make_error(errc::gave_up, e.gave_up_reason, e.url);
+}
+
+// -- answering ----------------------------------------------------------------------------------
+
+std::shared_ptr<detail::release_guard> guard(std::function<void()> f) {
+  return std::make_shared<detail::release_guard>(std::move(f));
+}
+
+// Serves a request on the URL's shared connection, which is usable.
+void answer(self_ptr self, url_entry& e, parked_request& r) {
+  auto& s = e.slots[0];
+  auto scope_guard = [&] {
+    ++e.active_scopes;
+    auto sup = caf::actor_cast<caf::actor>(self);
+    return guard([sup, key = e.key] { caf::anon_send(sup, scope_end_atom_v, key); });
+  };
+  switch (r.kind) {
+    case request_kind::connection: r.promise.deliver(s.conn); break;
+    case request_kind::connection_scope:
+      r.promise.deliver(connection_scope{s.conn, scope_guard()});
+      break;
+    case request_kind::jetstream:
+    case request_kind::jetstream_scope:
+      if (!s.js_problem.empty() || !s.js)
+        detail::deliver_error(r.promise,
+                              make_error(errc::jetstream_unavailable, s.js_problem, e.url));
+      else if (r.kind == request_kind::jetstream)
+        r.promise.deliver(s.js);
+      else
+        r.promise.deliver(jetstream_scope{s.js, scope_guard()});
+      break;
+    case request_kind::health: r.promise.delegate(s.child, health_atom_v); break;
+    case request_kind::forward: r.promise.delegate(s.child, std::move(r.forward)); break;
+  }
+}
+
+// The answer for a request that cannot be served: an error, or an unhealthy result.
+void refuse(const url_entry& e, parked_request& r, caf::error err) {
+  if (r.kind == request_kind::health) {
+    health_result h;
+    h.url = e.url;
+    h.generation = e.slots[0].machine.generation();
+    h.detail = describe(err);
+    r.promise.deliver(std::move(h));
+  } else {
+    detail::deliver_error(r.promise, std::move(err));
+  }
+}
+
+void fail_parked(url_entry& e, const caf::error& err) {
+  for (auto& [id, r] : e.parked.take_all())
+    refuse(e, r, err);
+}
+
+void fail_waiters(url_entry& e, const caf::error& err) {
+  for (auto& [id, w] : e.pool.take_waiters())
+    detail::deliver_error(w.promise, err);
+}
+
+// One timer for the earliest deadline of the URL's parked requests and lease waiters.
+void arm_timers(self_ptr self, url_entry& e) {
+  auto now = steady_clock::now();
+  for (auto at : {e.parked.rearm(), e.pool.rearm()})
+    if (at)
+      self->delayed_send(self, std::max(caf::timespan{0}, *at - now), sweep_atom_v, e.key);
+}
+
+// -- acting on a slot's decisions ---------------------------------------------------------------
+
+void act(self_ptr self, url_entry& e, uint32_t index, std::vector<slot_output> actions);
+void shut_down(self_ptr self, caf::error reason);
+
+void act_on_pool(self_ptr self, url_entry& e, lease_pool<lease_waiter>::decisions d) {
+  for (auto& g : d.grants) {
+    auto& slot = e.slots[g.slot];
+    slot.holder = g.waiter.holder;
+    slot.leased_at = steady_clock::now();
+    auto sup = caf::actor_cast<caf::actor>(self);
+    auto release = [sup, key = e.key, i = g.slot, id = g.lease] {
+      caf::anon_send(sup, lease_end_atom_v, key, i, id);
+    };
+    g.waiter.promise.deliver(lease{slot.conn, g.lease, guard(release)});
+    self->delayed_send(self, self->state.cfg->leak_threshold, leak_check_atom_v, e.key, g.slot,
+                       g.lease);
+  }
+  for (auto i : d.start)
+    apply(self, e, i, slot_event::start{});
+}
+
+void apply(self_ptr self, url_entry& e, uint32_t index, slot_input event) {
+  auto& s = e.slots[index];
+  act(self, e, index, s.machine.handle(event));
+  // The pool follows its slots' availability: grants and growth come back as decisions.
+  if (index > 0)
+    act_on_pool(self, e, e.pool.update(index, availability_of(s.machine.state())));
+}
+
+std::vector<url_entry*> entries(self_ptr self) {
+  std::vector<url_entry*> out;
+  for (auto& [key, e] : self->state.urls)
+    out.push_back(&e);
+  return out;
+}
+
+// Starts the shared connection unless the URL is closing (nothing new starts then).
+void ensure_shared(self_ptr self, url_entry& e) {
+  if (!e.closing)
+    apply(self, e, 0, slot_event::start{});
+}
+
+bool all_closed(const url_entry& e) {
+  return std::all_of(e.slots.begin(), e.slots.end(), [](const slot_runtime& s) {
+    return s.machine.state() == connection_state::closed && !s.machine.child_alive();
+  });
+}
+
+bool idle(const url_entry& e) {
+  return !e.closing && all_closed(e) && e.parked.empty() && e.pool.waiting() == 0
+         && e.pool.active() == 0 && e.active_scopes == 0;
+}
+
+void forget_if_idle(self_ptr self, const url_entry& e) {
+  // Erased when this message comes back, so that no caller holds a reference to it then.
+  if (idle(e))
+    self->send(self, forget_atom_v, e.key);
+}
+
+void release_monitor(self_ptr self, const caf::actor& a) {
+  auto& ws = self->state.watchers;
+  if (std::find(ws.begin(), ws.end(), a) == ws.end() && !self->state.subscriptions.has_subscriber(a))
+    self->demonitor(a);
+}
+
+void finish_close_if_done(self_ptr self, url_entry& e) {
+  if (!e.closing || !all_closed(e))
+    return;
+  e.closing = false;
+  // The erasure is on its way before the closers learn that the close completed: whatever they
+  // ask next finds the URL gone.
+  forget_if_idle(self, e);
+  for (auto& f : std::exchange(e.on_closed, {}))
+    f();
+  if (self->state.shutting_down
+      && std::all_of(self->state.urls.begin(), self->state.urls.end(),
+                     [](const auto& kv) { return !kv.second.closing; }))
+    self->quit(self->state.exit_reason);
+}
+
+void subscribe_on_child(self_ptr self, url_entry& e, const subscription_registry<caf::actor>::record& r,
+                        caf::response_promise rp) {
+  // Bounded: a child that ends without answering must not leave the subscriber waiting.
+  auto deadline = self->state.cfg->health_timeout + std::chrono::seconds(5);
+  self->request(e.slots[0].child, deadline, sub_atom_v, r.id, r.subject, r.queue, r.subscriber)
+    .then([rp](uint64_t id) mutable { rp.deliver(id); },
+          [self, rp, id = r.id, url = e.url](caf::error& err) mutable {
+            if (code_of(err) == errc::none) { // the child went or was slow: kept for the next one
+              rp.deliver(id);
+              return;
+            }
+            // Refused by nats.c: keep no record, or every restart would subscribe it again.
+            log().error("subscription {} on {} refused: {}", id, url, describe(err));
+            if (auto removed = self->state.subscriptions.remove(id);
+                removed && removed->last_for_subscriber)
+              release_monitor(self, removed->rec.subscriber);
+            detail::deliver_error(rp, std::move(err));
+          });
+}
+
+void on_ready(self_ptr self, url_entry& e, uint32_t index) {
+  if (index != 0)
+    return; // the pool learns it from the availability update
+  // A fresh shared connection: subscribe everything again, then serve the parked requests.
+  for (auto& r : self->state.subscriptions.of_url(e.key))
+    subscribe_on_child(self, e, r, caf::response_promise{});
+  for (auto& [id, r] : e.parked.take_all())
+    answer(self, e, r);
+}
+
+void notify(self_ptr self, url_entry& e, uint32_t index, const slot_action::notify& n) {
+  auto& s = e.slots[index];
+  auto gen = s.machine.generation();
+  switch (n.state) {
+    case connection_state::restarting:
+    case connection_state::reconnecting:
+      log().warn("{} ({}) generation {}: {}", e.url, slot_name(index), gen, n.detail);
+      break;
+    case connection_state::gave_up:
+      log().error("giving up on {} ({}): {}; last error: {}", e.url, slot_name(index), n.detail,
+                  s.machine.last_error());
+      break;
+    default:
+      log().info("{} ({}) generation {}: {}{}", e.url, slot_name(index), gen, to_string(n.state),
+                 n.detail.empty() ? "" : ": " + n.detail);
+  }
+  state_changed ev{e.url, n.state, gen, n.detail, index, caf::make_timestamp()};
+  for (auto& w : self->state.watchers)
+    self->send(w, ev);
+}
+
+void act(self_ptr self, url_entry& e, uint32_t index, std::vector<slot_output> actions) {
+  auto& s = e.slots[index];
+  for (auto& a : actions) {
+    if (auto* x = std::get_if<slot_action::spawn>(&a)) {
+      auto role = index == 0 ? connection_role::shared : connection_role::pooled;
+      s.conn = {};
+      s.js = {};
+      s.js_problem.clear();
+      s.current = {};
+      s.child = self->spawn<caf::detached>(connection_actor, e.key, x->generation, role,
+                                           caf::actor_cast<caf::actor>(self), self->state.cfg);
+      self->monitor(s.child);
+      self->state.children[s.child.address()] = {e.key, index, x->generation};
+    } else if (std::holds_alternative<slot_action::stop>(a)) {
+      self->send(s.child, stop_conn_atom_v, e.stop_reason);
+    } else if (auto* x = std::get_if<slot_action::arm_restart>(&a)) {
+      self->delayed_send(self, x->delay, restart_atom_v, e.key, index, x->generation);
+    } else if (auto* x = std::get_if<slot_action::notify>(&a)) {
+      notify(self, e, index, *x);
+    } else if (std::holds_alternative<slot_action::ready>(a)) {
+      on_ready(self, e, index);
+    } else if (auto* x = std::get_if<slot_action::gave_up>(&a)) {
+      // The URL gives up as a whole: one slot's verdict holds for the same servers.
+      e.gave_up_reason = x->reason;
+      fail_parked(e, gave_up_error(e));
+      fail_waiters(e, gave_up_error(e));
+      if (self->state.cfg->escalate_on_give_up)
+        shut_down(self, gave_up_error(e));
+    } else if (std::holds_alternative<slot_action::closed>(a)) {
+      finish_close_if_done(self, e);
+    }
+  }
+}
+
+// Forgets a child that ended; the slot decides what follows.
+void child_ended(self_ptr self, url_entry& e, uint32_t index, uint64_t generation,
+                 const caf::error& reason) {
+  auto& s = e.slots[index];
+  if (!s.machine.child_alive() || s.machine.generation() != generation)
+    return; // reported already (conn_down), or a replaced generation
+  s.child = nullptr;
+  s.retired += s.current;
+  s.current = {};
+  s.conn = {};
+  s.js = {};
+  if (index > 0)
+    ++e.pool_closed;
+  auto draw = std::uniform_real_distribution<double>{0.0, 1.0}(self->state.rng);
+  auto detail = reason ? describe(reason, false) : std::string{"connection actor stopped"};
+  apply(self, e, index,
+        slot_event::child_down{generation, classify(reason), detail, steady_clock::now(), draw});
+}
+
+// -- shutting down ------------------------------------------------------------------------------
+
+void close_entry(self_ptr self, url_entry& e, caf::error reason) {
+  if (!e.closing) {
+    e.closing = true;
+    e.stop_reason = std::move(reason);
+  }
+  e.gave_up_reason.clear(); // a URL closed on request starts afresh when it is used again
+  // Nothing that waits for a connection of this URL can be served any more: answer it now,
+  // not when the last child is gone (a child may be stuck in a connect attempt).
+  fail_parked(e, e.stop_reason);
+  fail_waiters(e, e.stop_reason);
+  for (uint32_t i = 0; i < e.slots.size(); ++i)
+    apply(self, e, i, slot_event::close{});
+  finish_close_if_done(self, e);
+}
+
+void shut_down(self_ptr self, caf::error reason) {
+  auto& st = self->state;
+  if (st.shutting_down)
+    return;
+  st.shutting_down = true;
+  st.exit_reason = std::move(reason);
+  if (st.urls.empty()) {
+    self->quit(st.exit_reason);
+    return;
+  }
+  // Every entry is closing before the first close can complete: the last one to complete quits.
+  auto all = entries(self);
+  for (auto* e : all) {
+    e->closing = true;
+    e->stop_reason = make_error(errc::service_stopped, "the connection service stopped", e->url);
+  }
+  for (auto* e : all)
+    close_entry(self, *e, e->stop_reason);
+}
+
+void on_down(self_ptr self, caf::down_msg& msg) {
+  auto& st = self->state;
+  if (auto it = st.children.find(msg.source); it != st.children.end()) {
+    auto ref = std::move(it->second);
+    st.children.erase(it);
+    // A child that reported its failure (conn_down) is no news here: the slot ignores it.
+    if (auto* e = find_entry(self, ref.key))
+      child_ended(self, *e, ref.index, ref.generation, msg.reason);
+    return;
+  }
+  // A watcher or a subscriber died: forget it and end its subscriptions.
+  auto& ws = st.watchers;
+  ws.erase(std::remove_if(ws.begin(), ws.end(),
+                          [&](const caf::actor& w) { return w.address() == msg.source; }),
+           ws.end());
+  // The records hold the subscriber's handle, so a dead subscriber's address still yields it.
+  if (auto gone = caf::actor_cast<caf::actor>(msg.source))
+    for (auto& r : st.subscriptions.remove_subscriber(gone))
+      if (auto* e = find_entry(self, r.url); e && e->slots[0].child)
+        self->send(e->slots[0].child, unsub_atom_v, r.id);
+}
+
+// -- status ---------------------------------------------------------------------------------------
+
+url_status status_of(const url_entry& e) {
+  auto& s = e.slots[0];
+  url_status out;
+  out.url = e.url;
+  out.state = s.machine.state();
+  out.generation = s.machine.generation();
+  out.restarts = s.machine.restarts();
+  out.parked = e.parked.size();
+  out.active_scopes = e.active_scopes;
+  out.last_error = s.machine.last_error();
+  auto t = s.retired;
+  t += s.current;
+  out.in_msgs = t.in_msgs;
+  out.in_bytes = t.in_bytes;
+  out.out_msgs = t.out_msgs;
+  out.out_bytes = t.out_bytes;
+  out.reconnects = t.reconnects;
+  out.pool.size = e.pool.size();
+  out.pool.active = e.pool.active();
+  out.pool.idle = e.pool.idle();
+  out.pool.waiting = e.pool.waiting();
+  out.pool.waits = e.pool.waits();
+  out.pool.timeouts = e.pool.timeouts();
+  out.pool.created = e.pool.started();
+  out.pool.closed = e.pool_closed;
+  out.pool.leaks = e.leaks;
+  return out;
+}
+
+} // namespace supervision
+
+} // namespace natsvisor
