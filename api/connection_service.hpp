@@ -8,6 +8,7 @@
 #include "caf/expected.hpp"
 
 #include "base/logging.hpp"
+#include "api/protocol.hpp"
 #include "api/requests.hpp"
 #include "api/config.hpp"
 #include "nats/type_ids.hpp"
@@ -27,8 +28,16 @@ class connection_service {
   connection_service(const connection_service&) = delete;
   connection_service& operator=(const connection_service&) = delete;
 
-  /// The supervisor, for requests from actors and for watchers.
+  /// The service's typed handle: requests through it are checked at compile time.
+  const connection_api& api() const noexcept { return api_; }
+  /// The same actor untyped, e.g. to monitor or link it.
   const caf::actor& actor() const noexcept { return supervisor_; }
+
+  /// Any request of connection_api, blocking: `svc.call(get_conn_atom_v, url)` is a
+  /// caf::expected<connection_handle>; an empty answer is caf::unit_t. The named functions below
+  /// are this call with their atoms.
+  template <class... Ts>
+  caf::expected<detail::answer_t<connection_api, Ts...>> call(Ts&&... xs);
   const settings& config() const noexcept { return cfg_; }
 
   caf::expected<connection_handle> get_connection(const std::string& url = {});
@@ -95,14 +104,33 @@ class connection_service {
     return caf::none;
   }
 
-  template <class T, class... Ts>
-  caf::expected<T> ask(caf::timespan deadline, Ts&&... xs);
-
   bool supervisor_alive() const;
+  caf::error translate(caf::error err) const;
 
   caf::actor_system& sys_;
   settings cfg_;
   caf::actor supervisor_;
+  connection_api api_;
 };
+
+template <class... Ts>
+caf::expected<detail::answer_t<connection_api, Ts...>> connection_service::call(Ts&&... xs) {
+  using answer = detail::answer_t<connection_api, Ts...>;
+  if (!supervisor_)
+    return make_error(errc::service_stopped, "the connection service was stopped");
+  caf::scoped_actor self{sys_};
+  caf::expected<answer> result{caf::error{}};
+  // The supervisor answers by itself at its own deadlines; this one only guards against a
+  // supervisor that is gone.
+  auto deadline = cfg_.request_timeout + cfg_.health_timeout + cfg_.lease_timeout
+                  + std::chrono::seconds(5) + detail::extra_wait(xs...);
+  auto pending = self->request(api_, deadline, std::forward<Ts>(xs)...);
+  auto on_error = [&](caf::error& err) { result = translate(std::move(err)); };
+  if constexpr (std::is_same<answer, caf::unit_t>::value)
+    pending.receive([&] { result = caf::unit; }, on_error);
+  else
+    pending.receive([&](answer& x) { result = std::move(x); }, on_error);
+  return result;
+}
 
 } // namespace natsvisor

@@ -14,82 +14,78 @@
 
 #include "caf/actor.hpp"
 
-#include "nats/type_ids.hpp"
+#include "api/protocol.hpp"
 
 namespace natsvisor {
 
-/// Deadline of a request to the service; the service itself answers with errc::timeout after
-/// `request_timeout`, so this only fires when the service is gone or overloaded.
-constexpr caf::timespan default_request_deadline = std::chrono::seconds(30);
-
-template <class Self>
-auto request_connection(Self* self, const caf::actor& svc, std::string url = {},
+template <class Self, class Handle>
+auto request_connection(Self* self, const Handle& svc, std::string url = {},
                         caf::timespan deadline = default_request_deadline) {
   return self->request(svc, deadline, get_conn_atom_v, std::move(url));
 }
 
-template <class Self>
-auto request_jetstream(Self* self, const caf::actor& svc, std::string url = {},
+template <class Self, class Handle>
+auto request_jetstream(Self* self, const Handle& svc, std::string url = {},
                        caf::timespan deadline = default_request_deadline) {
   return self->request(svc, deadline, get_js_atom_v, std::move(url));
 }
 
 /// Answered with a connection_scope: counted as active until its last copy is gone.
-template <class Self>
-auto request_connection_scope(Self* self, const caf::actor& svc, std::string url = {},
+template <class Self, class Handle>
+auto request_connection_scope(Self* self, const Handle& svc, std::string url = {},
                               caf::timespan deadline = default_request_deadline) {
   return self->request(svc, deadline, scope_atom_v, std::move(url));
 }
 
-template <class Self>
-auto request_jetstream_scope(Self* self, const caf::actor& svc, std::string url = {},
+template <class Self, class Handle>
+auto request_jetstream_scope(Self* self, const Handle& svc, std::string url = {},
                              caf::timespan deadline = default_request_deadline) {
   return self->request(svc, deadline, js_scope_atom_v, std::move(url));
 }
 
-template <class Self>
-auto request_health(Self* self, const caf::actor& svc, std::string url = {},
+template <class Self, class Handle>
+auto request_health(Self* self, const Handle& svc, std::string url = {},
                     caf::timespan deadline = default_request_deadline) {
   return self->request(svc, deadline, health_atom_v, std::move(url));
 }
 
-template <class Self>
-auto request_close(Self* self, const caf::actor& svc, std::string url = {},
+template <class Self, class Handle>
+auto request_close(Self* self, const Handle& svc, std::string url = {},
                    caf::timespan deadline = default_request_deadline) {
   return self->request(svc, deadline, close_conn_atom_v, std::move(url));
 }
 
-template <class Self>
-auto request_reset(Self* self, const caf::actor& svc, std::string url = {},
+template <class Self, class Handle>
+auto request_reset(Self* self, const Handle& svc, std::string url = {},
                    caf::timespan deadline = default_request_deadline) {
   return self->request(svc, deadline, reset_atom_v, std::move(url));
 }
 
-template <class Self>
-auto request_status(Self* self, const caf::actor& svc,
+template <class Self, class Handle>
+auto request_status(Self* self, const Handle& svc,
                     caf::timespan deadline = default_request_deadline) {
   return self->request(svc, deadline, status_atom_v);
 }
 
 /// Answered with a lease (an exclusive pooled connection) or errc::pool_exhausted after
 /// `wait` (zero: the configured lease_timeout).
-template <class Self>
-auto request_lease(Self* self, const caf::actor& svc, std::string url = {},
+template <class Self, class Handle>
+auto request_lease(Self* self, const Handle& svc, std::string url = {},
                    caf::timespan wait = caf::timespan{0},
                    caf::timespan deadline = default_request_deadline) {
   return self->request(svc, deadline + wait, lease_atom_v, std::move(url), wait);
 }
 
 /// Publishes through the message path; answered (empty) once nats.c took the message.
-template <class Self>
-auto request_publish(Self* self, const caf::actor& svc, outgoing msg, std::string url = {},
+template <class Self, class Handle>
+auto request_publish(Self* self, const Handle& svc, outgoing msg, std::string url = {},
                      caf::timespan deadline = default_request_deadline) {
   return self->request(svc, deadline, pub_atom_v, std::move(url), std::move(msg));
 }
 
 /// Publishes a batch with one mailbox round trip; answered with the number published.
-template <class Self>
-auto request_publish_batch(Self* self, const caf::actor& svc, std::vector<outgoing> batch,
+template <class Self, class Handle>
+auto request_publish_batch(Self* self, const Handle& svc, std::vector<outgoing> batch,
                            std::string url = {},
                            caf::timespan deadline = default_request_deadline) {
   return self->request(svc, deadline, pub_atom_v, std::move(url), std::move(batch));
@@ -97,23 +93,23 @@ auto request_publish_batch(Self* self, const caf::actor& svc, std::vector<outgoi
 
 /// The cheapest batch: many payloads for one subject packed in one buffer (packed_batch::add);
 /// answered with the number published.
-template <class Self>
-auto request_publish_batch(Self* self, const caf::actor& svc, packed_batch batch,
+template <class Self, class Handle>
+auto request_publish_batch(Self* self, const Handle& svc, packed_batch batch,
                            std::string url = {},
                            caf::timespan deadline = default_request_deadline) {
   return self->request(svc, deadline, pub_atom_v, std::move(url), std::move(batch));
 }
 
 /// Fire and forget: no reply, so no round trip at all; failures are only logged.
-template <class Self>
-void publish(Self* self, const caf::actor& svc, outgoing msg, std::string url = {}) {
+template <class Self, class Handle>
+void publish(Self* self, const Handle& svc, outgoing msg, std::string url = {}) {
   self->send(svc, pub_atom_v, std::move(url), std::move(msg));
 }
 
 /// A request/reply through NATS; answered with the reply (a nats_message), or
 /// errc::no_responders / errc::timeout.
-template <class Self>
-auto request_reply(Self* self, const caf::actor& svc, outgoing msg,
+template <class Self, class Handle>
+auto request_reply(Self* self, const Handle& svc, outgoing msg,
                    caf::timespan timeout = std::chrono::seconds(5), std::string url = {}) {
   // A request may first wait for a restarting connection (request_timeout), then for its reply.
   return self->request(svc, timeout + default_request_deadline, req_atom_v, std::move(url),
@@ -122,8 +118,8 @@ auto request_reply(Self* self, const caf::actor& svc, outgoing msg,
 
 /// A JetStream publish; answered with the js_ack (stream, sequence), or errc::no_stream /
 /// errc::jetstream_error / errc::timeout.
-template <class Self>
-auto request_js_publish(Self* self, const caf::actor& svc, outgoing msg,
+template <class Self, class Handle>
+auto request_js_publish(Self* self, const Handle& svc, outgoing msg,
                         caf::timespan timeout = std::chrono::seconds(5), std::string url = {}) {
   return self->request(svc, timeout + default_request_deadline, js_pub_atom_v, std::move(url),
                        std::move(msg), timeout);
@@ -132,22 +128,22 @@ auto request_js_publish(Self* self, const caf::actor& svc, outgoing msg,
 /// Subscribes `subscriber` (often `self`): each message arrives in its mailbox as a
 /// nats_message. Answered with the subscription id. The subscription survives restarts of the
 /// connection and ends with the subscriber or with unsubscribe.
-template <class Self>
-auto request_subscribe(Self* self, const caf::actor& svc, std::string subject,
+template <class Self, class Handle>
+auto request_subscribe(Self* self, const Handle& svc, std::string subject,
                        const caf::actor& subscriber, std::string queue_group = {},
                        std::string url = {}, caf::timespan deadline = default_request_deadline) {
   return self->request(svc, deadline, sub_atom_v, std::move(url), std::move(subject),
                        std::move(queue_group), subscriber);
 }
 
-template <class Self>
-void unsubscribe(Self* self, const caf::actor& svc, uint64_t id, std::string url = {}) {
+template <class Self, class Handle>
+void unsubscribe(Self* self, const Handle& svc, uint64_t id, std::string url = {}) {
   self->send(svc, unsub_atom_v, std::move(url), id);
 }
 
 /// `watcher` receives a state_changed message for every state change of every URL.
-template <class Self>
-void watch(Self* self, const caf::actor& svc, const caf::actor& watcher) {
+template <class Self, class Handle>
+void watch(Self* self, const Handle& svc, const caf::actor& watcher) {
   self->send(svc, watch_atom_v, watcher);
 }
 

@@ -267,7 +267,7 @@ void bench_get_connection(caf::actor_system& sys, const options& opt, results& r
   auto cfg = base_settings(url);
   cfg.connection_pool_size = 2;
   natsvisor::connection_service svc{sys, cfg};
-  auto sup = svc.actor();
+  auto sup = svc.api();
   const int reps = opt.quick ? 7 : 9;
   const int n_connect = opt.quick ? 40 : 150;
   const int n_ping = opt.quick ? 2000 : 8000;
@@ -381,7 +381,7 @@ void bench_publish(caf::actor_system& sys, const options& opt, results& res) {
   nats_server srv{server_options{false, 0}};
   auto url = srv.url();
   natsvisor::connection_service svc{sys, base_settings(url)};
-  auto sup = svc.actor();
+  auto sup = svc.api();
   if (!svc.get_connection())
     die("get_connection failed at warm-up");
   natsConnection* raw = raw_connect(url);

@@ -193,7 +193,7 @@ TEST_CASE("with escalate_on_give_up the supervisor exits with gave_up", "[faults
   service_fixture f{s};
   REQUIRE(f.svc->get_connection());
   caf::scoped_actor observer{f.sys};
-  observer->monitor(f.svc->actor());
+  observer->monitor(f.svc->api());
   server.kill();
   std::optional<caf::error> reason;
   observer->receive([&](const caf::down_msg& msg) { reason = msg.reason; },

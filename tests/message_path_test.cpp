@@ -144,7 +144,7 @@ TEST_CASE("a batch is published with one round trip", "[message]") {
 TEST_CASE("request and reply through the message path", "[message]") {
   nats_server server;
   service_fixture f{fast_settings(server.url())};
-  auto svc = f.svc->actor();
+  auto svc = f.svc->api();
   // A responder service actor: answers every request on svc.echo with "pong:<payload>".
   auto responder = f.sys.spawn([svc](caf::event_based_actor* self) -> caf::behavior {
     return {[self, svc](const nats_message& m) {

@@ -65,7 +65,7 @@ TEST_CASE("lease requests wait in FIFO order and time out with pool_exhausted", 
   SECTION("FIFO") {
     std::mutex mx;
     std::vector<int> order;
-    auto svc = f.svc->actor();
+    auto svc = f.svc->api();
     auto waiter = [&, svc](int n) {
       f.sys.spawn([&, svc, n](caf::event_based_actor* self) {
         request_lease(self, svc).then([&, n](lease l) {
@@ -183,7 +183,7 @@ TEST_CASE("connections at the server never exceed the pool size, before and afte
   auto s = pool_settings(server.url(), 3);
   s.request_timeout = 10s;
   service_fixture f{s};
-  auto svc = f.svc->actor();
+  auto svc = f.svc->api();
   std::atomic<int> done{0};
   auto storm = [&] {
     done = 0;
@@ -243,7 +243,7 @@ TEST_CASE("a lease requested while the URL closes is refused and the close compl
   service_fixture f{pool_settings(server.url(), 1)};
   auto held = f.svc->lease();
   REQUIRE(held);
-  auto svc = f.svc->actor();
+  auto svc = f.svc->api();
   std::atomic<int> code{-1};
   f.sys.spawn([&, svc](caf::event_based_actor* self) {
     request_lease(self, svc).then([&](lease) { code = 0; },

@@ -206,7 +206,7 @@ TEST_CASE("past max_parked a request is refused at once with overloaded", "[regr
   REQUIRE(parsed);
   service_fixture f{*parsed};
   caf::scoped_actor self{f.sys};
-  auto sup = f.svc->actor();
+  auto sup = f.svc->api();
   for (int i = 0; i < 100; ++i)
     self->request(sup, caf::infinite, get_conn_atom_v, url); // parked, not awaited
   auto start = clock_type::now();
@@ -240,7 +240,7 @@ TEST_CASE("a healthy URL is served while another URL parks 60000 requests", "[re
   s.log_level = "warn";
   service_fixture f{s};
   caf::scoped_actor self{f.sys};
-  auto sup = f.svc->actor();
+  auto sup = f.svc->api();
   for (int i = 0; i < 60000; ++i)
     self->request(sup, caf::infinite, get_conn_atom_v, dead); // parked, not awaited
   // The parked requests start timing out once the first answer arrives. Gets on the healthy
@@ -335,7 +335,7 @@ TEST_CASE("status answers while a reconnect attempt stalls on a silent server", 
   REQUIRE(eventually([&] { return silent.accepted() >= 1; }, 5000ms));
   caf::scoped_actor self{f.sys};
   auto start = clock_type::now();
-  auto status = self->request(f.svc->actor(), 10s, status_atom_v);
+  auto status = self->request(f.svc->api(), 10s, status_atom_v);
   // Queued behind the status request in the supervisor's mailbox.
   auto other = f.svc->get_connection(healthy.url());
   auto other_took = ms_since(start);
@@ -409,7 +409,7 @@ TEST_CASE("stop returns only once every connection is closed", "[regression]") {
     batch.subject = "stop.busy";
     for (int i = 0; i < 50000; ++i)
       batch.add("0123456789");
-    caf::anon_send(svc.actor(), pub_atom_v, std::string{}, std::move(batch));
+    caf::anon_send(svc.api(), pub_atom_v, std::string{}, std::move(batch));
     svc.stop();
     REQUIRE(h->closed());
   }
@@ -436,7 +436,7 @@ TEST_CASE("stop answers the parked requests of every URL", "[regression]") {
   server.kill();
   REQUIRE(f.await_state(connection_state::restarting));
   caf::scoped_actor self{f.sys};
-  auto parked = self->request(f.svc->actor(), 30s, get_conn_atom_v, stuck_url);
+  auto parked = self->request(f.svc->api(), 30s, get_conn_atom_v, stuck_url);
   // Its connection actor exists (the silent server accepted it), so the request is parked.
   REQUIRE(eventually([&] { return silent.accepted() >= 1; }, 5000ms));
   f.svc->stop();

@@ -171,7 +171,7 @@ TEST_CASE("a subscribe on a hung server does not stall requests", "[regression]"
   caf::scoped_actor self{f.sys};
   caf::scoped_actor subscriber{f.sys};
   hung_server hung{server.pid()};
-  self->send(f.svc->actor(), sub_atom_v, std::string{}, std::string{"hung.sub"}, std::string{},
+  self->send(f.svc->api(), sub_atom_v, std::string{}, std::string{"hung.sub"}, std::string{},
              caf::actor_cast<caf::actor>(subscriber));
   auto took = timed_request(self, f.svc->actor());
   CHECK(took < 1000);
@@ -187,7 +187,7 @@ TEST_CASE("a health check on a hung server does not stall the message path", "[r
   REQUIRE(f.svc->get_connection());
   caf::scoped_actor self{f.sys};
   hung_server hung{server.pid()};
-  self->send(f.svc->actor(), health_atom_v, std::string{});
+  self->send(f.svc->api(), health_atom_v, std::string{});
   auto took = timed_request(self, f.svc->actor());
   CHECK(took < 1000);
 }
@@ -201,7 +201,7 @@ TEST_CASE("requests racing a restart are parked, not failed", "[regression]") {
   s.nats.max_reconnect = 0; // every outage is a supervisor restart
   s.policy.base_delay = 50ms;
   service_fixture f{s};
-  auto svc = f.svc->actor();
+  auto svc = f.svc->api();
   auto responder = f.sys.spawn([svc](caf::event_based_actor* self) -> caf::behavior {
     return {[self, svc](const nats_message& m) {
       publish(self, svc, outgoing{m.reply, m.payload, {}});
@@ -284,7 +284,7 @@ TEST_CASE("closed URLs leave status", "[regression]") {
     urls.insert("nats://127.0.0.1:" + std::to_string(nats_server::free_port()));
   caf::scoped_actor self{f.sys};
   for (auto& u : urls)
-    self->send(f.svc->actor(), health_atom_v, u); // the answers are not awaited
+    self->send(f.svc->api(), health_atom_v, u); // the answers are not awaited
   for (auto& u : urls)
     REQUIRE_FALSE(f.svc->close_connection(u));
   auto report = f.svc->status();

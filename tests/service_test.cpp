@@ -20,7 +20,7 @@ TEST_CASE("100 actors asking for the same URL at once share exactly one connecti
   std::atomic<int> answered{0};
   std::mutex mx;
   std::set<natsConnection*> seen;
-  auto svc = f.svc->actor();
+  auto svc = f.svc->api();
   for (int i = 0; i < 100; ++i)
     f.sys.spawn([&, svc](caf::event_based_actor* self) {
       request_connection(self, svc).then(
@@ -209,7 +209,7 @@ TEST_CASE("scopes release on normal exit and on an exception", "[scope]") {
     CHECK(eventually([&] { return active() == 0; }));
   }
   SECTION("an event-based actor's scope ends with the actor's last copy") {
-    auto svc = f.svc->actor();
+    auto svc = f.svc->api();
     std::atomic<bool> got{false};
     f.sys.spawn([&, svc](caf::event_based_actor* self) {
       request_connection_scope(self, svc).then([&, self](connection_scope scope) {
