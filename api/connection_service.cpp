@@ -6,11 +6,40 @@
 
 namespace natsvisor {
 
+namespace {
+// The `app` label of every metric, until the configuration names the application.
+constexpr const char metrics_app[] = "natsvisor";
+} // namespace
+
 connection_service::connection_service(caf::actor_system& sys, settings cfg)
   : sys_(sys), cfg_(std::move(cfg)) {
   set_log_level(cfg_.log_level);
   supervisor_ = sys_.spawn(connection_supervisor, std::make_shared<const settings>(cfg_));
   api_ = as_connection_api(supervisor_);
+  if (!cfg_.metrics_listen.empty())
+    start_metrics();
+}
+
+void connection_service::start_metrics() {
+  // Runs on the HTTP server's thread, a plain thread where blocking is fine. The copy of the
+  // handle keeps the function independent of supervisor_, which stop() clears.
+  auto scrape = [&sys = sys_, supervisor = supervisor_]() -> std::optional<std::string> {
+    caf::scoped_actor self{sys};
+    std::optional<std::string> body;
+    // Well below Prometheus' default scrape timeout (10 s): the scraper sees our 503.
+    self->request(supervisor, std::chrono::seconds(5), status_atom_v)
+      .receive([&](status_report& report) { body = to_prometheus(report, metrics_app); },
+               [](caf::error&) { /* nothing: 503 */ });
+    return body;
+  };
+  auto endpoint = metrics_endpoint::start(cfg_.metrics_listen, std::move(scrape));
+  if (!endpoint) {
+    metrics_error_ = std::move(endpoint.error());
+    log().error("no metrics endpoint: {}", describe(metrics_error_));
+    return;
+  }
+  metrics_ = std::move(*endpoint);
+  log().info("metrics served on {} (port {}) at /metrics", cfg_.metrics_listen, metrics_->port());
 }
 
 connection_service::~connection_service() {
@@ -18,6 +47,8 @@ connection_service::~connection_service() {
 }
 
 void connection_service::stop() {
+  // First the endpoint, so no scrape asks a supervisor on its way out; this joins its threads.
+  metrics_.reset();
   if (!supervisor_)
     return;
   caf::scoped_actor self{sys_};

@@ -11,6 +11,7 @@
 #include "api/protocol.hpp"
 #include "api/requests.hpp"
 #include "api/config.hpp"
+#include "api/metrics.hpp"
 #include "nats/type_ids.hpp"
 
 namespace natsvisor {
@@ -21,7 +22,8 @@ namespace natsvisor {
 /// call these blocking functions.
 class connection_service {
  public:
-  /// Spawns the supervisor; URLs listed in `cfg.urls` start connecting at once.
+  /// Spawns the supervisor; URLs listed in `cfg.urls` start connecting at once. With
+  /// `metrics_listen` set it also serves GET /metrics there (see metrics_error()).
   connection_service(caf::actor_system& sys, settings cfg);
   /// Stops the service: every connection is closed.
   ~connection_service();
@@ -87,10 +89,20 @@ class connection_service {
     return with_scope(open_jetstream_scope(url), std::forward<F>(f), "JetStream");
   }
 
-  /// Stops the supervisor and waits until it is gone; idempotent.
+  /// Stops the metrics endpoint and the supervisor and waits until both are gone; idempotent.
   void stop();
 
+  /// Why the metrics endpoint of `metrics_listen` could not start (the address is taken or not
+  /// local: errc::invalid_config, also logged at error level); none when it runs or is off.
+  /// The service itself works either way: metrics are not worth failing an application for.
+  const caf::error& metrics_error() const noexcept { return metrics_error_; }
+
+  /// The port GET /metrics is served on (the kernel's choice for port 0); 0 when it is not.
+  int metrics_port() const noexcept { return metrics_ ? metrics_->port() : 0; }
+
  private:
+  void start_metrics();
+
   template <class Scope, class F>
   caf::error with_scope(caf::expected<Scope> scope, F&& f, const char* what) {
     if (!scope)
@@ -111,6 +123,8 @@ class connection_service {
   settings cfg_;
   caf::actor supervisor_;
   connection_api api_;
+  std::unique_ptr<metrics_endpoint> metrics_; // lives from the constructor to stop()
+  caf::error metrics_error_;
 };
 
 template <class... Ts>

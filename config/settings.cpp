@@ -1,5 +1,6 @@
 #include "config/settings.hpp"
 
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <cstdlib>
@@ -300,6 +301,17 @@ const std::vector<key_spec>& specs() {
            }
        return "expected one of trace, debug, info, warn, error, off, got " + describe_value(v);
      }},
+    {{"metrics_listen", "\"\"",
+      "host:port of the Prometheus endpoint GET /metrics, e.g. 127.0.0.1:9464 (empty = off)"},
+     [](const config_value& v, settings& s) -> std::string {
+       auto str = caf::get_if<std::string>(&v);
+       if (!str)
+         return "expected a string, got " + describe_value(v);
+       if (!str->empty() && !parse_listen_address(*str))
+         return "expected host:port (e.g. 127.0.0.1:9464, [::1]:9464), got " + describe_value(v);
+       s.metrics_listen = *str;
+       return {};
+     }},
   };
   return result;
 }
@@ -328,6 +340,31 @@ std::optional<std::string> process_env(const std::string& name) {
   if (auto value = std::getenv(name.c_str()))
     return std::string{value};
   return std::nullopt;
+}
+
+std::optional<listen_address> parse_listen_address(const std::string& text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size())
+    return std::nullopt;
+  listen_address result;
+  result.host = text.substr(0, colon);
+  if (result.host.front() == '[') {
+    if (result.host.size() < 3 || result.host.back() != ']')
+      return std::nullopt;
+    result.host = result.host.substr(1, result.host.size() - 2);
+  } else if (result.host.find(':') != std::string::npos) {
+    return std::nullopt; // an IPv6 address needs brackets, or its port is ambiguous
+  }
+  for (auto c : result.host)
+    if (std::isspace(static_cast<unsigned char>(c)) || c == '[' || c == ']' || c == '/')
+      return std::nullopt;
+  auto port = text.substr(colon + 1);
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  result.port = std::stoi(port);
+  if (result.port > 65535)
+    return std::nullopt;
+  return result;
 }
 
 caf::expected<settings> parse_settings(const caf::settings& group, const env_lookup& env) {

@@ -54,7 +54,18 @@ struct settings {
   std::string token;
   std::string creds_file;
   std::string log_level = "info";
+  /// "host:port" the Prometheus endpoint (GET /metrics) listens on; empty: no endpoint.
+  std::string metrics_listen;
 };
+
+/// A validated `metrics_listen` value. Port 0 lets the kernel choose.
+struct listen_address {
+  std::string host; ///< an address or name to bind; brackets of "[::1]" are removed
+  int port = 0;
+};
+
+/// Pure: splits "host:port" ("[v6]:port" for IPv6), or nothing when it is malformed.
+std::optional<listen_address> parse_listen_address(const std::string& text);
 
 /// The configuration group natsvisor's keys live in: `natsvisor.nats_url`, ...
 constexpr const char config_group[] = "natsvisor";

@@ -25,8 +25,14 @@ struct connz_entry {
   bool closed = false;           ///< listed with a "stop" time (state=all)
 };
 
-/// The body of `GET path` on 127.0.0.1:port, or nothing (2 s I/O timeout).
-inline std::optional<std::string> monitor_get(int port, const std::string& path) {
+/// An HTTP answer: its status code and body.
+struct http_response {
+  int status = 0;
+  std::string body;
+};
+
+/// `GET path` on 127.0.0.1:port, or nothing when no HTTP answer came (2 s I/O timeout).
+inline std::optional<http_response> http_get(int port, const std::string& path) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return std::nullopt;
@@ -66,10 +72,20 @@ inline std::optional<std::string> monitor_get(int port, const std::string& path)
   }
   auto sp = response.find(' ');
   auto body = response.find("\r\n\r\n");
-  if (sp == std::string::npos || response.compare(sp + 1, 3, "200") != 0
-      || body == std::string::npos)
+  if (sp == std::string::npos || body == std::string::npos || response.size() < sp + 4)
     return std::nullopt;
-  return response.substr(body + 4);
+  auto code = response.substr(sp + 1, 3);
+  if (code.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  return http_response{std::stoi(code), response.substr(body + 4)};
+}
+
+/// The body of `GET path` on 127.0.0.1:port when it answers 200, or nothing.
+inline std::optional<std::string> monitor_get(int port, const std::string& path) {
+  auto r = http_get(port, path);
+  if (!r || r->status != 200)
+    return std::nullopt;
+  return std::move(r->body);
 }
 
 namespace detail {
