@@ -538,7 +538,7 @@ caf::behavior running(self_ptr self) {
 } // namespace
 
 caf::behavior connection_actor(connection_actor_type* self, std::string key, uint64_t generation,
-                               connection_role role, caf::actor supervisor,
+                               connection_role role, uint32_t slot, caf::actor supervisor,
                                std::shared_ptr<const settings> cfg) {
   auto& st = self->state;
   st.key = std::move(key);
@@ -563,7 +563,8 @@ caf::behavior connection_actor(connection_actor_type* self, std::string key, uin
   natsOptions* opts = nullptr;
   natsStatus s = natsOptions_Create(&opts);
   if (s == NATS_OK)
-    s = configure_options(opts, *servers, *st.cfg, "natsvisor");
+    s = configure_options(opts, *servers, *st.cfg,
+                          connection_name(st.cfg->app_name, slot, generation));
   if (s == NATS_OK && role == connection_role::shared)
     s = use_shared_delivery(opts);
   if (s != NATS_OK) {

@@ -91,8 +91,10 @@ using connection_actor_type = caf::stateful_actor<connection_actor_state>;
 /// nats_message; (js_pub, outgoing, timeout) -> js_ack; (sub, id, subject, queue, subscriber) ->
 /// id once the server has the subscription; (unsub, id); (stop_conn, error): answers everything in
 /// flight with the error, closes the connection, quits.
+///
+/// `slot` only names the connection at the server (see nats/options.hpp's connection_name).
 caf::behavior connection_actor(connection_actor_type* self, std::string key, uint64_t generation,
-                               connection_role role, caf::actor supervisor,
+                               connection_role role, uint32_t slot, caf::actor supervisor,
                                std::shared_ptr<const settings> cfg);
 
 } // namespace natsvisor

@@ -2,20 +2,21 @@
 
 #include "caf/all.hpp"
 
+#include "api/status_responder.hpp"
 #include "supervisors/connection_supervisor.hpp"
 
 namespace natsvisor {
 
-namespace {
-// The `app` label of every metric, until the configuration names the application.
-constexpr const char metrics_app[] = "natsvisor";
-} // namespace
-
 connection_service::connection_service(caf::actor_system& sys, settings cfg)
   : sys_(sys), cfg_(std::move(cfg)) {
   set_log_level(cfg_.log_level);
-  supervisor_ = sys_.spawn(connection_supervisor, std::make_shared<const settings>(cfg_));
+  auto shared_cfg = std::make_shared<const settings>(cfg_);
+  supervisor_ = sys_.spawn(connection_supervisor, shared_cfg);
   api_ = as_connection_api(supervisor_);
+  // Monitors the supervisor and quits with it; not linked, so a failing responder never takes
+  // the connections down.
+  if (cfg_.status_responder)
+    sys_.spawn(status_responder, supervisor_, shared_cfg);
   if (!cfg_.metrics_listen.empty())
     start_metrics();
 }
@@ -23,12 +24,13 @@ connection_service::connection_service(caf::actor_system& sys, settings cfg)
 void connection_service::start_metrics() {
   // Runs on the HTTP server's thread, a plain thread where blocking is fine. The copy of the
   // handle keeps the function independent of supervisor_, which stop() clears.
-  auto scrape = [&sys = sys_, supervisor = supervisor_]() -> std::optional<std::string> {
+  auto scrape = [&sys = sys_, supervisor = supervisor_,
+                 app = cfg_.app_name]() -> std::optional<std::string> {
     caf::scoped_actor self{sys};
     std::optional<std::string> body;
     // Well below Prometheus' default scrape timeout (10 s): the scraper sees our 503.
     self->request(supervisor, std::chrono::seconds(5), status_atom_v)
-      .receive([&](status_report& report) { body = to_prometheus(report, metrics_app); },
+      .receive([&](status_report& report) { body = to_prometheus(report, app); },
                [](caf::error&) { /* nothing: 503 */ });
     return body;
   };

@@ -312,6 +312,26 @@ const std::vector<key_spec>& specs() {
        s.metrics_listen = *str;
        return {};
      }},
+    {{"app_name", "natsvisor",
+      "names the connections at the server (<app_name>/shared/<gen>, <app_name>/pool-<slot>/"
+      "<gen>) and the status replies; letters, digits, - and _ (at most 64)"},
+     [](const config_value& v, settings& s) -> std::string {
+       auto str = caf::get_if<std::string>(&v);
+       if (!str)
+         return "expected a string, got " + describe_value(v);
+       if (str->empty() || str->size() > max_app_name)
+         return "must have 1 to " + std::to_string(max_app_name) + " characters";
+       // One subject token (natsvisor.status.<app_name>) and unambiguous between the '/' of a
+       // connection name: no '.', '*', '>', '/', spaces or control characters.
+       for (unsigned char c : *str)
+         if (!std::isalnum(c) && c != '-' && c != '_')
+           return "may hold only letters, digits, '-' and '_', got " + describe_value(v);
+       s.app_name = *str;
+       return {};
+     }},
+    {{"status_responder", "false",
+      "answer `natsvisor status` over NATS on natsvisor.status and natsvisor.status.<app_name>"},
+     bool_key(NV_FIELD(status_responder))},
   };
   return result;
 }

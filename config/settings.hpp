@@ -56,6 +56,11 @@ struct settings {
   std::string log_level = "info";
   /// "host:port" the Prometheus endpoint (GET /metrics) listens on; empty: no endpoint.
   std::string metrics_listen;
+  /// Names this application at the server ("<app_name>/<role>/<generation>") and in status
+  /// replies: letters, digits, '-' and '_' only, so it is one NATS subject token.
+  std::string app_name = "natsvisor";
+  /// Answer `natsvisor status` requests over NATS (subjects natsvisor.status[.<app_name>]).
+  bool status_responder = false;
 };
 
 /// A validated `metrics_listen` value. Port 0 lets the kernel choose.
@@ -66,6 +71,9 @@ struct listen_address {
 
 /// Pure: splits "host:port" ("[v6]:port" for IPv6), or nothing when it is malformed.
 std::optional<listen_address> parse_listen_address(const std::string& text);
+
+/// Longest accepted app_name: nats-server shows connection names in full, keep them readable.
+constexpr size_t max_app_name = 64;
 
 /// The configuration group natsvisor's keys live in: `natsvisor.nats_url`, ...
 constexpr const char config_group[] = "natsvisor";

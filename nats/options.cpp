@@ -52,6 +52,11 @@ natsStatus configure_options(natsOptions* opts, const std::vector<std::string>& 
   return s;
 }
 
+std::string connection_name(const std::string& app_name, uint32_t slot, uint64_t generation) {
+  auto role = slot == 0 ? std::string{"shared"} : "pool-" + std::to_string(slot);
+  return app_name + "/" + role + "/" + std::to_string(generation);
+}
+
 natsStatus use_shared_delivery(natsOptions* opts) {
   // A few threads serve every subscription of the process; nats.c grows the pool on demand up to
   // this size. One thread per subscription would let 10,000 subscriptions cost 10,000 threads.

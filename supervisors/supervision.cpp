@@ -279,7 +279,7 @@ void act(self_ptr self, url_entry& e, uint32_t index, std::vector<slot_output> a
       s.js = {};
       s.js_problem.clear();
       s.current = {};
-      s.child = self->spawn<caf::detached>(connection_actor, e.key, x->generation, role,
+      s.child = self->spawn<caf::detached>(connection_actor, e.key, x->generation, role, index,
                                            caf::actor_cast<caf::actor>(self), self->state.cfg);
       self->monitor(s.child);
       self->state.children[s.child.address()] = {e.key, index, x->generation};
