@@ -18,8 +18,8 @@ namespace natsvisor {
 
 /// The connection service for blocking code (main, tests, threads outside actors): owns the
 /// supervisor actor and turns each call into a request through a scoped_actor. Event-based
-/// actors use `actor()` with the request functions of api/requests.hpp instead, and must not
-/// call these blocking functions.
+/// actors use the typed handle `api()` with `ask` (api/protocol.hpp) or the named helpers of
+/// api/requests.hpp instead, and must not call these blocking functions.
 class connection_service {
  public:
   /// Spawns the supervisor; URLs listed in `cfg.urls` start connecting at once. With

@@ -105,17 +105,8 @@ using supervisor_type = caf::stateful_actor<supervisor_state>;
 /// what happens to each into the slot's pure state machine and does what that decides; parks
 /// requests (bounded, deadline-ordered) while a URL's shared connection is (re)starting; keeps
 /// the durable state (subscriptions, pool, counters) across restarts; never calls nats.c.
-///
-/// - (get_conn, url) -> connection_handle;   (get_js, url) -> jetstream_handle
-/// - (scope, url) -> connection_scope;       (js_scope, url) -> jetstream_scope
-/// - (lease, url, timeout) -> lease (timeout 0: lease_timeout) or errc::pool_exhausted
-/// - (health, url) -> health_result;         (close_conn, url) -> unit once closed
-/// - (reset, url) -> unit (revives a URL given up on);  (status) -> status_report
-/// - (watch, actor) / (unwatch, actor): state_changed and lease_leaked events to that actor
-/// - (pub, url, outgoing) -> unit; (pub, url, vector<outgoing>) -> count;
-///   (req, url, outgoing, timeout) -> nats_message; (js_pub, url, outgoing, timeout) -> js_ack
-/// - (sub, url, subject, queue, subscriber) -> id; (unsub, url, id)
-/// An exit message stops it: every connection is closed and every waiting request answered
+/// It implements connection_api (api/protocol.hpp), where every request and its answer are
+/// declared; the messages from its connection actors are internal. An exit message stops it: every connection is closed and every waiting request answered
 /// with errc::service_stopped before it quits.
 caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const settings> cfg);
 
