@@ -1,97 +1,72 @@
 #pragma once
 
-// Helpers shared by the examples: a timestamped line printer, milliseconds of a timespan, and
-// "make sure this JetStream stream exists", the URL from the command line. Also pulls in
-// local_server.hpp (the nats-server an example can own). Header-only; everything lives in
-// natsvisor_examples.
+// What several examples share besides the local server: the config behind CAF_MAIN (with an
+// exit status), a timestamped line printer, naps that wake on Ctrl-C, a watcher that prints
+// state changes, the status table, and "make sure this JetStream stream exists".
 
 #include <chrono>
-#include <cstdarg>
-#include <cstdio>
-#include <cstdlib>
-#include <mutex>
 #include <string>
 
 #include <nats/nats.h>
 
-#include "caf/timespan.hpp"
+#include "caf/all.hpp"
 
-#include "local_server.hpp"
+#include "api/config.hpp"
+#include "api/connection_service.hpp"
 
 namespace natsvisor_examples {
 
-// -- output ----------------------------------------------------------------------------------
+/// The config of every example's caf_main: natsvisor's keys, types and errors (the
+/// `--natsvisor.<key>=<value>` options, see --help), plus an exit status. CAF 0.17's
+/// exec_main (behind CAF_MAIN) ignores caf_main's result, so caf_main hands it to
+/// `exit_with`; the config outlives the actor system, and its destructor ends the process with
+/// a non-zero status once the system is gone.
+class config : public natsvisor::config {
+ public:
+  ~config() override;
+  void exit_with(int status) const { status_ = status; }
 
-/// When the program started (static initialization): the origin of line_printer's timestamps.
-inline const std::chrono::steady_clock::time_point start_time = std::chrono::steady_clock::now();
-
-/// Serializes line_printer output across threads (actors print too).
-inline std::mutex say_mutex;
-
-/// Prints "[ 1.234s] who text" lines, one at a time from any thread, with the time since start;
-/// the `who` column is `width` characters wide. Use as `const line_printer say{8};`.
-struct line_printer {
-  int width;
-
-  void operator()(const char* who, const char* fmt, ...) const
-    __attribute__((format(printf, 3, 4))) {
-    char text[1024];
-    va_list args;
-    va_start(args, fmt);
-    std::vsnprintf(text, sizeof(text), fmt, args);
-    va_end(args);
-    double secs
-      = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
-    std::lock_guard<std::mutex> guard{say_mutex};
-    std::printf("[%6.3fs] %-*s %s\n", secs, width, who, text);
-    std::fflush(stdout);
-  }
+ private:
+  mutable int status_ = 0;
 };
 
-/// `t` in whole milliseconds (truncated), for printing with %lld.
+/// True when the command line or config file set `natsvisor.<key>`.
+bool given(const caf::actor_system_config& cfg, const char* key);
+
+/// The natsvisor settings from the command line, NATS_URL and defaults; log_level "warn" unless
+/// given (the examples print what matters themselves). Prints the error and returns none when
+/// the configuration is invalid.
+caf::optional<natsvisor::settings> settings_from(const caf::actor_system_config& cfg);
+
+/// Prints "[ 1.234s] who     text" (the time since start), one line at a time from any thread.
+void say(const char* who, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/// `t` in whole milliseconds, for printing with %lld.
 inline long long ms(caf::timespan t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t).count();
 }
 
-// -- JetStream -------------------------------------------------------------------------------
+/// From now on SIGINT and SIGTERM only set a flag that nap() and interrupted() report.
+void catch_interrupts();
+bool interrupted();
 
-/// What js_AddStream answered in ensure_stream.
-struct stream_result {
-  natsStatus status = NATS_OK;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
+/// Sleeps `d` (this is main's thread, not an actor), waking early and returning false on Ctrl-C.
+bool nap(caf::timespan d);
 
-  /// The stream was created, or exists with this config (the server answers OK for both).
-  bool ready() const { return status == NATS_OK; }
-  /// A stream of that name exists with a different config.
-  bool exists() const { return status != NATS_OK && jerr == JSStreamNameExistErr; }
-  /// Usable either way: ready() or exists().
-  bool ok() const { return ready() || exists(); }
-};
+/// Prints one line per state change of any URL (give it to svc.watch).
+caf::behavior watcher(caf::event_based_actor* self);
 
-/// Adds the file-storage stream `name` capturing the one subject pattern `subjects`. Blocks for
-/// one round trip (up to the JetStream timeout): call it off CAF's scheduler threads.
-inline stream_result ensure_stream(jsCtx* js, const char* name, const char* subjects) {
-  jsStreamConfig cfg;
-  jsStreamConfig_Init(&cfg);
-  cfg.Name = name;
-  const char* subject_list[] = {subjects};
-  cfg.Subjects = subject_list;
-  cfg.SubjectsLen = 1;
-  cfg.Storage = js_FileStorage;
-  jsStreamInfo* si = nullptr;
-  stream_result r;
-  r.status = js_AddStream(&si, js, &cfg, nullptr, &r.jerr);
-  jsStreamInfo_Destroy(si);
-  return r;
-}
+/// Polls the status until the default URL is connected with at least `min_generation`:
+/// that generation, or 0 when `deadline` passed first.
+uint64_t wait_connected(natsvisor::connection_service& svc, uint64_t min_generation,
+                        caf::timespan deadline);
 
-/// The URL an example talks to: its first argument, else $NATS_URL, else the local default.
-inline std::string url_from(int argc, char** argv) {
-  if (argc > 1)
-    return argv[1];
-  if (const char* env = std::getenv("NATS_URL"); env != nullptr && *env != '\0')
-    return env;
-  return "nats://127.0.0.1:4222";
-}
+/// Prints the service's status as a table: state, generation, restarts, reconnects, traffic.
+void print_status(natsvisor::connection_service& svc);
+
+/// Adds the file-stored stream `name` on the subject pattern `subjects`, unless it exists.
+/// Blocks for a round trip: call it from blocking code or a detached actor.
+caf::error ensure_stream(const natsvisor::jetstream_handle& js, const char* name,
+                         const char* subjects);
 
 } // namespace natsvisor_examples

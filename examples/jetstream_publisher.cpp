@@ -1,141 +1,93 @@
-// jetstream_publisher: an event-based service actor that publishes to JetStream.
+// jetstream_publisher: an event-based actor publishes to JetStream without ever blocking.
 //
-// The actor asks the connection service for a JetStream handle *by message*
-// (natsvisor::request_jetstream), ensures a stream exists, publishes N messages with js_Publish
-// and prints each acknowledgement's stream and sequence.
+// js_Publish waits for the stream's acknowledgement, a round trip that an actor must not wait
+// out on CAF's scheduler threads. The message path does the waiting for it: the actor sends a
+// js_pub request to the connection service through the typed protocol (natsvisor::ask with
+// connection_api, checked at compile time) and is answered with the js_ack (stream and
+// sequence) once the stream stored the message, or with a typed error.
 //
-// Usage: jetstream_publisher [nats://host:port] [N]
-//        (URL else $NATS_URL, else nats://127.0.0.1:4222; N defaults to 5)
-// The server must run with JetStream (nats-server -js).
+// caf_main is blocking code, so it may block: it makes sure the stream exists first, with the
+// facade's get_jetstream and js_AddStream.
+//
+// Usage: jetstream_publisher [--natsvisor.nats_url=nats://127.0.0.1:PORT]
+//        (else $NATS_URL, else nats://localhost:4222; a server is started there if none listens)
+// Exit status 0 when every message was acknowledged, 1 otherwise.
 
-#include <chrono>
 #include <cstdio>
-#include <cstdlib>
+#include <memory>
 #include <string>
 
-#include <nats/nats.h>
-
-#include "nats/status.hpp"
 #include "caf/all.hpp"
 
-#include "config/url.hpp"
 #include "api/connection_service.hpp"
-#include "api/requests.hpp"
+#include "api/protocol.hpp"
 #include "example_support.hpp"
+#include "local_server.hpp"
+
+using namespace std::chrono_literals;
+using namespace natsvisor_examples;
 
 namespace {
 
-using run_atom = caf::atom_constant<caf::atom("run")>;
-
 constexpr const char* stream_name = "DEMO_ORDERS";
-constexpr const char* stream_subject = "demo.orders.>";
+constexpr const char* stream_subjects = "demo.orders.>";
+constexpr int message_count = 5;
 
-caf::error js_error(natsStatus s, jsErrCode jerr, const std::string& what,
-                    const natsvisor::jetstream_handle& js) {
-  auto err = natsvisor::from_status(s, natsvisor::errc::nats_error, js.url(), what);
-  if (jerr != 0)
-    return natsvisor::make_error(natsvisor::code_of(err),
-                                 natsvisor::detail_of(err) + " (JetStream error "
-                                   + std::to_string(static_cast<int>(jerr)) + ")",
-                                 js.url());
-  return err;
-}
-
-// Does the blocking JetStream work. js_AddStream and js_Publish block until the server answers
-// (one round trip each, up to the JetStream timeout of 5 s), so they must not run on CAF's
-// scheduler threads: this actor is spawned `caf::detached` (its own thread) and the event-based
-// publisher only exchanges messages with it.
-caf::behavior js_worker(caf::event_based_actor* self, natsvisor::jetstream_handle js) {
-  return {
-    [self, js](run_atom, int count) -> caf::result<uint64_t> {
-      self->quit(); // one job only; the answer below is still delivered
-      // 1. Ensure the stream. "Already exists" is fine: another run made it.
-      auto r = natsvisor_examples::ensure_stream(js.get(), stream_name, stream_subject);
-      if (r.ready()) {
-        // The server answers OK both for a new stream and for one that exists with this config.
-        std::printf("stream %s ready (subjects %s)\n", stream_name, stream_subject);
-      } else if (r.exists()) {
-        std::printf("stream %s already exists (with a different config): using it as is\n",
-                    stream_name);
-      } else {
-        return js_error(r.status, r.jerr, "js_AddStream", js);
-      }
-
-      // 2. Publish; each call waits for the stream's acknowledgement.
-      uint64_t last = 0;
-      for (int i = 1; i <= count; ++i) {
-        std::string subject = "demo.orders." + std::to_string(i);
-        std::string payload = "{\"order\":" + std::to_string(i) + "}";
-        jsPubAck* ack = nullptr;
-        jsErrCode jerr = static_cast<jsErrCode>(0);
-        natsStatus s = js_Publish(&ack, js.get(), subject.c_str(), payload.data(),
-                                  static_cast<int>(payload.size()), nullptr, &jerr);
-        if (s != NATS_OK)
-          return js_error(s, jerr, "js_Publish " + subject, js);
-        std::printf("published %-16s -> ack: stream %s, sequence %llu%s\n", subject.c_str(),
-                    ack->Stream, static_cast<unsigned long long>(ack->Sequence),
-                    ack->Duplicate ? " (duplicate)" : "");
-        last = ack->Sequence;
-        jsPubAck_Destroy(ack);
-      }
-      return last;
-    },
-  };
+// Sends all its publishes at once and quits once every one is answered (with the first error,
+// if any). The pending answers keep it alive; its behavior has nothing else to handle.
+caf::behavior publisher(caf::event_based_actor* self, natsvisor::connection_api svc) {
+  auto pending = std::make_shared<int>(message_count);
+  for (int i = 1; i <= message_count; ++i) {
+    auto subject = "demo.orders." + std::to_string(i);
+    natsvisor::outgoing msg{subject, "{\"order\":" + std::to_string(i) + "}", {}};
+    // "" is the configured URL; the timespan is how long the stream may take to acknowledge.
+    natsvisor::ask(self, svc, natsvisor::js_pub_atom_v, std::string{}, std::move(msg),
+                   caf::timespan{5s})
+      .then(
+        [self, pending, subject](const natsvisor::js_ack& ack) {
+          say("publisher", "%-15s -> ack: stream %s, sequence %llu", subject.c_str(),
+              ack.stream.c_str(), static_cast<unsigned long long>(ack.sequence));
+          if (--*pending == 0)
+            self->quit();
+        },
+        [self, subject](caf::error& err) {
+          say("publisher", "%s not acknowledged: %s", subject.c_str(),
+              natsvisor::describe(err).c_str());
+          self->quit(std::move(err));
+        });
+  }
+  return {};
 }
 
 } // namespace
 
-// The service actor of this example: event-based, never blocks.
-caf::behavior publisher(caf::event_based_actor* self, caf::actor svc, int count) {
-  natsvisor::request_jetstream(self, svc).then(
-    [self, count](natsvisor::jetstream_handle& js) {
-      std::printf("got a JetStream handle for %s (generation %llu)\n", js.url().c_str(),
-                  static_cast<unsigned long long>(js.generation()));
-      auto worker = self->spawn<caf::detached>(js_worker, js);
-      self->request(worker, std::chrono::seconds(60), run_atom::value, count)
-        .then(
-          [self, count](uint64_t last_seq) {
-            std::printf("done: %d message(s) acknowledged, last sequence %llu\n", count,
-                        static_cast<unsigned long long>(last_seq));
-            self->quit();
-          },
-          [self](caf::error& err) {
-            std::printf("JetStream error: %s\n", natsvisor::describe(err).c_str());
-            self->quit(std::move(err));
-          });
-    },
-    [self](caf::error& err) {
-      std::printf("no JetStream handle: %s\n", natsvisor::describe(err).c_str());
-      self->quit(std::move(err));
-    });
-  return {}; // nothing else to handle; the pending responses keep the actor alive
-}
+void caf_main(caf::actor_system& sys, const natsvisor_examples::config& cfg) {
+  auto s = settings_from(cfg);
+  if (!s)
+    return cfg.exit_with(2);
+  auto server = ensure_server(s->nats_url);
+  if (!server.ok)
+    return cfg.exit_with(1);
+  natsvisor::connection_service svc{sys, *s};
 
-int main(int argc, char** argv) {
-  std::string url = natsvisor_examples::url_from(argc, argv);
-  int count = argc > 2 ? std::atoi(argv[2]) : 5;
-  if (count < 1)
-    count = 1;
-
-  natsvisor::config cfg;
-  caf::actor_system sys{cfg};
-  natsvisor::settings settings;
-  settings.nats_url = url;
-  settings.request_timeout = std::chrono::seconds(3);
-  settings.connection_timeout = std::chrono::seconds(2);
-  settings.log_level = "warn";
-  natsvisor::connection_service svc{sys, settings};
-  std::printf("publishing %d message(s) to JetStream at %s\n", count,
-              natsvisor::redact(url).c_str());
+  // Blocking code: one round trip to create the stream (or find it there).
+  auto js = svc.get_jetstream();
+  auto err = js ? ensure_stream(*js, stream_name, stream_subjects) : js.error();
+  if (err) {
+    say("main", "no stream: %s", natsvisor::describe(err).c_str());
+    return cfg.exit_with(1);
+  }
+  say("main", "stream %s on %s ready; publishing %d messages from an actor", stream_name,
+      stream_subjects, message_count);
 
   caf::scoped_actor self{sys};
-  auto pub = self->spawn(publisher, svc.actor(), count);
+  auto pub = sys.spawn(publisher, svc.api());
   self->monitor(pub);
   caf::error reason;
   self->receive([&](caf::down_msg& down) { reason = std::move(down.reason); });
-  if (reason && reason != caf::exit_reason::normal) {
-    std::printf("failed: %s\n", natsvisor::describe(reason).c_str());
-    return 1;
-  }
-  return 0;
+  bool ok = !reason || reason == caf::exit_reason::normal;
+  say("main", ok ? "done: every message acknowledged" : "done: FAILED");
+  cfg.exit_with(ok ? 0 : 1);
 }
+
+CAF_MAIN()
