@@ -44,6 +44,20 @@ caf::optional<natsvisor::settings> settings_from(const caf::actor_system_config&
   return std::move(*parsed);
 }
 
+std::optional<prepared> prepare(const config& cfg) {
+  auto s = settings_from(cfg);
+  if (!s) {
+    cfg.exit_with(2);
+    return std::nullopt;
+  }
+  auto server = ensure_server(s->nats_url);
+  if (!server.ok) {
+    cfg.exit_with(1);
+    return std::nullopt;
+  }
+  return prepared{std::move(*s), std::move(server)};
+}
+
 void say(const char* who, const char* fmt, ...) {
   char text[1024];
   va_list args;

@@ -5,6 +5,7 @@
 // state changes, the status table, and "make sure this JetStream stream exists".
 
 #include <chrono>
+#include <optional>
 #include <string>
 
 #include <nats/nats.h>
@@ -13,6 +14,8 @@
 
 #include "api/config.hpp"
 #include "api/connection_service.hpp"
+
+#include "local_server.hpp"
 
 namespace natsvisor_examples {
 
@@ -37,6 +40,15 @@ bool given(const caf::actor_system_config& cfg, const char* key);
 /// given (the examples print what matters themselves). Prints the error and returns none when
 /// the configuration is invalid.
 caf::optional<natsvisor::settings> settings_from(const caf::actor_system_config& cfg);
+
+/// What most examples start with: valid settings and a nats-server at their URL (started on
+/// loopback when none listens there; it lives as long as the returned value). On failure it
+/// sets the exit status (2: invalid configuration, 1: no server) and returns none.
+struct prepared {
+  natsvisor::settings settings;
+  server_at server;
+};
+std::optional<prepared> prepare(const config& cfg);
 
 /// Prints "[ 1.234s] who     text" (the time since start), one line at a time from any thread.
 void say(const char* who, const char* fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -22,7 +22,6 @@
 #include "api/connection_service.hpp"
 #include "api/protocol.hpp"
 #include "example_support.hpp"
-#include "local_server.hpp"
 
 using namespace std::chrono_literals;
 using namespace natsvisor_examples;
@@ -62,12 +61,10 @@ caf::behavior publisher(caf::event_based_actor* self, natsvisor::connection_api 
 } // namespace
 
 void caf_main(caf::actor_system& sys, const natsvisor_examples::config& cfg) {
-  auto s = settings_from(cfg);
-  if (!s)
-    return cfg.exit_with(2);
-  auto server = ensure_server(s->nats_url);
-  if (!server.ok)
-    return cfg.exit_with(1);
+  auto start = prepare(cfg);
+  if (!start)
+    return;
+  auto* s = &start->settings;
   natsvisor::connection_service svc{sys, *s};
 
   // Blocking code: one round trip to create the stream (or find it there).

@@ -23,7 +23,6 @@
 #include "api/connection_service.hpp"
 #include "api/protocol.hpp"
 #include "example_support.hpp"
-#include "local_server.hpp"
 
 using namespace std::chrono_literals;
 using namespace natsvisor_examples;
@@ -112,12 +111,10 @@ bool row(const std::string& job, const std::function<bool()>& old_way,
 } // namespace
 
 void caf_main(caf::actor_system& sys, const natsvisor_examples::config& cfg) {
-  auto s = settings_from(cfg);
-  if (!s)
-    return cfg.exit_with(2);
-  auto server = ensure_server(s->nats_url);
-  if (!server.ok)
-    return cfg.exit_with(1);
+  auto start = prepare(cfg);
+  if (!start)
+    return;
+  auto* s = &start->settings;
   const std::string url = s->nats_url;
   natsvisor::connection_service svc{sys, *s};
   auto echo = sys.spawn(responder, svc.api());

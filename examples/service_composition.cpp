@@ -20,7 +20,6 @@
 #include "composition_services.hpp"
 #include "config/url.hpp"
 #include "example_support.hpp"
-#include "local_server.hpp"
 #include "services/service_manager.hpp"
 
 using namespace std::chrono_literals;
@@ -53,12 +52,10 @@ int await_processed(caf::scoped_actor& self, const caf::actor& worker, caf::time
 } // namespace
 
 void caf_main(caf::actor_system& sys, const natsvisor_examples::config& cfg) {
-  auto s = settings_from(cfg);
-  if (!s)
-    return cfg.exit_with(2);
-  auto server = ensure_server(s->nats_url);
-  if (!server.ok)
-    return cfg.exit_with(1);
+  auto start = prepare(cfg);
+  if (!start)
+    return;
+  auto* s = &start->settings;
   // This run's jobs: the stream may hold jobs of earlier runs on a server that was reused.
   auto prefix = "work.r" + std::to_string(getpid()) + ".";
   std::vector<natsvisor::service_definition> defs{
