@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <future>
@@ -37,10 +38,6 @@ using clock_type = std::chrono::steady_clock;
 
 int64_t ms_since(clock_type::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - start).count();
-}
-
-std::chrono::milliseconds ceil_ms(clock_type::duration d) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(d) + 1ms;
 }
 
 // A "silent server": accepts TCP connections on 127.0.0.1:port and never writes a byte, so a
@@ -106,39 +103,17 @@ class silent_listener {
 // The next state_changed among `states` (others are kept in f.seen), or nothing by the deadline.
 std::optional<state_changed> await_one_of(service_fixture& f, std::vector<connection_state> states,
                                           caf::timespan deadline = 10s) {
-  auto until = clock_type::now() + deadline;
-  for (;;) {
-    auto left = until - clock_type::now();
-    if (left <= clock_type::duration{0})
-      return std::nullopt;
-    std::optional<state_changed> got;
-    f.watcher->receive([&](state_changed& ev) { got = std::move(ev); },
-                       caf::after(ceil_ms(left)) >> [] { /* nop: checked below */ });
-    if (!got)
-      continue;
-    f.seen.push_back(*got);
-    for (auto s : states)
-      if (got->state == s)
-        return got;
-  }
+  return f.await_event(
+    [&](const state_changed& ev) {
+      return std::find(states.begin(), states.end(), ev.state) != states.end();
+    },
+    deadline);
 }
 
 // Watches state events for `period`; returns the first event that leaves `connected`, if any.
 std::optional<state_changed> leaves_connected_within(service_fixture& f, caf::timespan period) {
-  auto until = clock_type::now() + period;
-  for (;;) {
-    auto left = until - clock_type::now();
-    if (left <= clock_type::duration{0})
-      return std::nullopt;
-    std::optional<state_changed> got;
-    f.watcher->receive([&](state_changed& ev) { got = std::move(ev); },
-                       caf::after(ceil_ms(left)) >> [] { /* nop: period over */ });
-    if (got) {
-      f.seen.push_back(*got);
-      if (got->state != connection_state::connected)
-        return got;
-    }
-  }
+  return f.await_event(
+    [](const state_changed& ev) { return ev.state != connection_state::connected; }, period);
 }
 
 std::optional<std::string> no_env(const std::string&) {

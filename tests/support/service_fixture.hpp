@@ -61,26 +61,30 @@ struct service_fixture {
 
   ~service_fixture() { svc.reset(); }
 
-  /// Waits until a state_changed with `state` arrives (events before it are kept in `seen`).
-  std::optional<state_changed> await_state(connection_state state, caf::timespan deadline = 10s) {
+  /// Waits for the first state_changed that `pred` accepts (every event is kept in `seen`);
+  /// nothing once `deadline` passed.
+  template <class Pred>
+  std::optional<state_changed> await_event(Pred pred, caf::timespan deadline = 10s) {
     auto until = std::chrono::steady_clock::now() + deadline;
     for (;;) {
       auto left = until - std::chrono::steady_clock::now();
       if (left <= caf::timespan{0})
         return std::nullopt;
       std::optional<state_changed> got;
-      bool timed_out = false;
       watcher->receive([&](state_changed& ev) { got = std::move(ev); },
                        caf::after(std::chrono::duration_cast<std::chrono::milliseconds>(left) + 1ms)
-                         >> [&] { timed_out = true; });
-      if (timed_out)
-        return std::nullopt;
-      if (got) {
-        seen.push_back(*got);
-        if (got->state == state)
-          return got;
-      }
+                         >> [] { /* nop: the deadline is checked above */ });
+      if (!got)
+        continue;
+      seen.push_back(*got);
+      if (pred(*got))
+        return got;
     }
+  }
+
+  /// Waits until a state_changed with `state` arrives.
+  std::optional<state_changed> await_state(connection_state state, caf::timespan deadline = 10s) {
+    return await_event([state](const state_changed& ev) { return ev.state == state; }, deadline);
   }
 
   std::optional<url_status> status_of(const std::string& redacted_url) {
