@@ -247,7 +247,6 @@ void announce_up(self_ptr self, std::string js_problem) {
       js_handle = jetstream_handle{std::make_shared<detail::jetstream_core>(st.core, js), st.url,
                                    st.generation};
   }
-  log().info("connected to {} (generation {})", st.url, st.generation);
   self->send(st.supervisor, conn_up_atom_v, st.generation,
              connection_handle{st.core, st.url, st.generation}, std::move(js_handle),
              std::move(js_problem));
@@ -516,14 +515,12 @@ caf::behavior running(self_ptr self) {
   };
   return caf::message_handler{
     [](connected_atom) { /* nop: already connected */ },
+    // Logged once, by the supervisor, as the slot's state change.
     [self, event](disconnected_atom) {
-      log().warn("lost the server of {}: nats.c reconnects (generation {})", self->state.url,
-                 self->state.generation);
       self->state.connected = false;
       event(connection_state::reconnecting, "disconnected; nats.c reconnects");
     },
     [self, event](reconnected_atom) {
-      log().info("reconnected to {} (generation {})", self->state.url, self->state.generation);
       self->state.connected = true;
       event(connection_state::connected, "reconnected by nats.c");
     },
