@@ -280,7 +280,7 @@ void drain_pending(self_ptr self, const caf::error& err, bool bounce) {
     if (p.kind == pending_request::js_check)
       continue; // this generation is never announced now
     if (bounce && (p.kind == pending_request::reply || p.kind == pending_request::js_ack))
-      p.promise.delegate(st.supervisor, bounce_atom_v, st.key, st.generation, std::move(p.retry));
+      p.promise.delegate(st.supervisor, bounce_atom_v, st.key, std::move(p.retry));
     else
       end_without_reply(self, p, err);
   }
@@ -346,7 +346,7 @@ caf::message_handler common(self_ptr self) {
 template <class T>
 caf::result<T> bounce(self_ptr self) {
   auto rp = self->make_response_promise();
-  rp.delegate(self->state.supervisor, bounce_atom_v, self->state.key, self->state.generation,
+  rp.delegate(self->state.supervisor, bounce_atom_v, self->state.key,
               self->current_mailbox_element()->move_content_to_message());
   return caf::delegated<T>{};
 }

@@ -83,7 +83,7 @@ using connection_actor_type = caf::stateful_actor<connection_actor_state>;
 /// traffic) at the end of the generation; (conn_down, generation, error) when nats.c
 /// closed the connection for good or the first connect failed. From then on it serves nothing:
 /// each message-path request still in flight or arriving is handed back to the supervisor as
-/// (bounce, key, generation, request), with the requester's promise, to be parked for the next
+/// (bounce, key, request), with the requester's promise, to be parked for the next
 /// connection, until the supervisor sends (stop_conn, error).
 ///
 /// Answers (stats) -> traffic in every state. Serves, while connected or reconnecting: health -> health_result (a non-blocking round trip);

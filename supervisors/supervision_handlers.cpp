@@ -310,7 +310,7 @@ caf::message_handler message_path(self_ptr self) {
     // The failure report (conn_down) precedes every bounce from the same child, so the slot is
     // past that generation here and the request waits for the next one. Unless the URL was
     // closed meanwhile: a request accepted before a close must not open the URL again.
-    [self](bounce_atom, const std::string& key, uint64_t, caf::message& request) {
+    [self](bounce_atom, const std::string& key, caf::message& request) {
       auto* e = find_entry(self, key);
       if (!e || e->slots[0].machine.state() == connection_state::closed)
         return refused(self, make_error(errc::connection_closed, "closed on request", redact(key)));
