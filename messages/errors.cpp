@@ -24,6 +24,10 @@ const char* to_string(errc x) {
     case errc::no_stream: return "no_stream";
     case errc::jetstream_error: return "jetstream_error";
     case errc::overloaded: return "overloaded";
+    case errc::auth_failed: return "auth_failed";
+    case errc::tls_failed: return "tls_failed";
+    case errc::unavailable: return "unavailable";
+    case errc::dropped: return "dropped";
   }
   return "unknown";
 }

@@ -30,6 +30,10 @@ enum class errc : uint8_t {
   no_stream,             ///< a JetStream publish to a subject no stream captures
   jetstream_error,       ///< JetStream refused a publish (the detail has its error code)
   overloaded,            ///< a bound was reached (parked requests, waiters, subscriptions, ...)
+  auth_failed,           ///< the server rejected the credentials (user/password, token, nkey, creds)
+  tls_failed,            ///< TLS could not be established (required but off, handshake, certificate)
+  unavailable,           ///< transient: e.g. a JetStream stream without a leader; retrying may work
+  dropped,               ///< natsvisor could not keep a publish (buffer bound, give-up, shutdown)
 };
 
 /// The category atom of natsvisor's errors (at most 10 characters, as CAF 0.17 requires).

@@ -241,10 +241,12 @@ nats_server::nats_server(server_options opts) : opts_(opts) {
     store_dir_ = temp_dir_ + "/store";
     log_path_ = temp_dir_ + "/server.log";
     std::filesystem::create_directory(store_dir_);
-    if (opts_.max_payload > 0) {
+    if (opts_.max_payload > 0 || !opts_.extra_config.empty()) {
       config_path_ = temp_dir_ + "/server.conf";
       std::ofstream conf{config_path_};
-      conf << "max_payload: " << opts_.max_payload << "\n";
+      if (opts_.max_payload > 0)
+        conf << "max_payload: " << opts_.max_payload << "\n";
+      conf << opts_.extra_config << "\n";
       if (!conf)
         throw std::runtime_error("nats_server: cannot write " + config_path_);
     }
@@ -421,6 +423,13 @@ void nats_server::wait_until_ready() {
   };
   // nats-server opens the client listener last (after monitoring and
   // JetStream), so a successful handshake implies everything else is up.
+  if (!opts_.protocol_probe) {
+    // A TLS or auth server refuses the plain handshake; an accept proves the listener is up.
+    poll([&] { return fd_guard{connect_loopback(port_, std::chrono::seconds(2))}.fd >= 0; },
+         "the client port");
+    poll([&] { return connection_count() >= 0; }, "the monitoring port");
+    return;
+  }
   poll([&] { return nats_handshake(port_); }, "the client port");
   poll([&] { return connection_count() >= 0; }, "the monitoring port");
   // The probe connection is torn down asynchronously by the server; wait

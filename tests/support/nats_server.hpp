@@ -28,6 +28,14 @@ struct server_options {
   /// 0 keeps the server default (1 MiB); otherwise a config file containing
   /// `max_payload: N` is written into the temp dir and passed with `-c`.
   int max_payload = 0;
+  /// Lines appended to the server's config file (written and passed with `-c` when non-empty):
+  /// `tls { ... }`, `authorization { ... }`, `cluster { ... }`, ... Ports and the store dir stay
+  /// on the command line, which takes precedence over the file.
+  std::string extra_config;
+  /// Readiness is proven by a CONNECT/PING/PONG round trip, which a server that requires TLS or
+  /// credentials refuses; set false for such servers: readiness is then a TCP accept on the
+  /// client port plus an answer from the monitoring port.
+  bool protocol_probe = true;
 };
 
 /// Owns one `/usr/sbin/nats-server` child process listening on 127.0.0.1.
