@@ -187,8 +187,8 @@ const std::vector<key_spec>& specs() {
       "default URL; a comma-separated list names the servers of one cluster (env NATS_URL)"},
      [](const config_value& v, settings& s) -> std::string {
        auto str = caf::get_if<std::string>(&v);
-       if (!str)
-         return "expected a string, got " + describe_value(v);
+       if (!str) // not describe_value(v): a list of URLs may hold credentials
+         return std::string{"expected a string, got a value of type "} + v.type_name();
        if (auto servers = parse_servers(*str); !servers)
          return detail_of(servers.error()) + " in " + redact(*str);
        s.nats_url = *str;
@@ -199,8 +199,9 @@ const std::vector<key_spec>& specs() {
        std::vector<std::string> urls;
        auto take = [&](const config_value& x) -> std::string {
          auto str = caf::get_if<std::string>(&x);
-         if (!str)
-           return "expected a list of strings, got " + describe_value(v);
+         if (!str) // not describe_value(v): the list's other URLs may hold credentials
+           return std::string{"expected a list of strings, got an element of type "}
+                  + x.type_name();
          if (auto servers = parse_servers(*str); !servers)
            return detail_of(servers.error()) + " in " + redact(*str);
          urls.push_back(*str);
@@ -356,6 +357,13 @@ caf::error config_error(const std::string& key, const std::string& problem) {
 
 } // namespace
 
+bool secret_key(std::string_view key) {
+  for (std::string_view word : {"password", "token", "seed", "creds", "secret", "jwt", "nkey"})
+    if (key.find(word) != std::string_view::npos)
+      return true;
+  return false;
+}
+
 std::optional<std::string> process_env(const std::string& name) {
   if (auto value = std::getenv(name.c_str()))
     return std::string{value};
@@ -398,8 +406,12 @@ caf::expected<settings> parse_settings(const caf::settings& group, const env_loo
       = std::find_if(all.begin(), all.end(), [&](const key_spec& x) { return key == x.doc.key; });
     if (spec == all.end())
       return config_error(key, "unknown key (see the README's table of keys)");
+    // A secret's problem may quote its value ("expected a string, got 12345678"): only the
+    // value's type is named, decided here for every secret key, present or future.
     if (auto problem = spec->set(value, result); !problem.empty())
-      return config_error(key, problem);
+      return config_error(key, secret_key(key) ? std::string{"invalid value of type "}
+                                                   + value.type_name() + " (secrets are not shown)"
+                                               : problem);
   }
   // Environment fall-backs apply only where the configuration is silent.
   auto fallback = [&](const char* key, const char* var, std::string settings::*field,

@@ -4,6 +4,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "caf/actor_system_config.hpp"
@@ -77,6 +78,10 @@ constexpr size_t max_app_name = 64;
 
 /// The configuration group natsvisor's keys live in: `natsvisor.nats_url`, ...
 constexpr const char config_group[] = "natsvisor";
+
+/// Whether the key holds a secret (password, token, nkey seed, credentials, JWT), judged by its
+/// name so that keys added later are covered: errors about such a key never show its value.
+bool secret_key(std::string_view key);
 
 /// Reads an environment variable; injectable so tests do not depend on the process environment.
 using env_lookup = std::function<std::optional<std::string>(const std::string&)>;

@@ -28,16 +28,6 @@ std::vector<std::string> split(const std::string& s, char sep) {
   }
 }
 
-std::string redact_one(const std::string& server) {
-  auto start = server.find("://");
-  start = start == std::string::npos ? 0 : start + 3;
-  // The credentials end at the last '@' before any path, so a '@' inside a password is covered.
-  auto at = server.rfind('@');
-  if (at == std::string::npos || at < start)
-    return server;
-  return server.substr(0, start) + "***" + server.substr(at);
-}
-
 // Empty when valid, otherwise what is wrong.
 std::string check_server(const std::string& server) {
   auto sep = server.find("://");
@@ -45,7 +35,7 @@ std::string check_server(const std::string& server) {
     return "missing scheme (expected nats:// or tls://)";
   auto scheme = server.substr(0, sep);
   if (scheme != "nats" && scheme != "tls")
-    return "unsupported scheme '" + scheme + "' (expected nats or tls)";
+    return "unsupported scheme (expected nats:// or tls://)";
   auto rest = server.substr(sep + 3);
   if (auto at = rest.rfind('@'); at != std::string::npos) {
     if (at == 0)
@@ -95,32 +85,6 @@ std::string check_server(const std::string& server) {
 }
 
 } // namespace
-
-std::string redact(const std::string& url) {
-  // Credentials are found between each "://" and the last '@' before the next "://", not by
-  // splitting on ',' first: a ',' inside a password must not expose the rest of it.
-  std::vector<size_t> starts;
-  for (auto pos = url.find("://"); pos != std::string::npos; pos = url.find("://", pos + 3))
-    starts.push_back(pos + 3);
-  if (starts.empty())
-    return redact_one(url);
-  std::string out = url.substr(0, starts.front());
-  for (size_t i = 0; i < starts.size(); ++i) {
-    auto begin = starts[i];
-    auto end = i + 1 < starts.size() ? starts[i + 1] - 3 : url.size();
-    auto segment = url.substr(begin, end - begin);
-    // The segment ends with the next server's scheme ("...,nats"): keep that out of reach.
-    auto scheme_start = i + 1 < starts.size() ? segment.rfind(',') : std::string::npos;
-    auto head = scheme_start == std::string::npos ? segment : segment.substr(0, scheme_start);
-    auto tail = scheme_start == std::string::npos ? std::string{} : segment.substr(scheme_start);
-    if (auto at = head.rfind('@'); at != std::string::npos)
-      head = "***" + head.substr(at);
-    out += head + tail;
-    if (i + 1 < starts.size())
-      out += "://";
-  }
-  return out;
-}
 
 caf::expected<std::vector<std::string>> parse_servers(const std::string& url) {
   std::vector<std::string> servers;

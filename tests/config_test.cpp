@@ -106,6 +106,52 @@ TEST_CASE("invalid values are rejected with a message naming the key", "[config]
                    "backoff_cap");
 }
 
+TEST_CASE("a secret config value is never echoed whatever its type", "[config][bad-input][redact]") {
+  using list = caf::config_value::list;
+  for (auto key : {"password", "token", "creds_file"}) {
+    for (auto value : {caf::config_value{int64_t{12345678}}, caf::config_value{12345678.5},
+                       caf::config_value{list{caf::config_value{std::string{"12345678"}}}},
+                       caf::config_value{caf::timespan{12345678}}}) {
+      INFO("key: " << key << ", type: " << value.type_name());
+      auto s = parse_settings(group({{"user", caf::config_value{std::string{"u"}}},
+                                     {key, value}}),
+                              no_env);
+      REQUIRE_FALSE(s);
+      CHECK_THAT(describe(s.error()), Catch::Contains(std::string{"natsvisor."} + key));
+      CHECK_THAT(describe(s.error()), !Catch::Contains("12345678"));
+    }
+  }
+}
+
+TEST_CASE("a URL list with a wrongly typed element does not echo its credentials", "[config][bad-input][redact]") {
+  using list = caf::config_value::list;
+  auto s = parse_settings(
+    group({{"urls", caf::config_value{list{caf::config_value{std::string{"nats://u:S3CR3T@h:1"}},
+                                           caf::config_value{int64_t{5}}}}}}),
+    no_env);
+  REQUIRE_FALSE(s);
+  CHECK_THAT(describe(s.error()), Catch::Contains("natsvisor.urls"));
+  CHECK_THAT(describe(s.error()), !Catch::Contains("S3CR3T"));
+}
+
+TEST_CASE("a URL list given for nats_url does not echo its credentials", "[config][bad-input][redact]") {
+  using list = caf::config_value::list;
+  auto s = parse_settings(
+    group({{"nats_url", caf::config_value{list{caf::config_value{std::string{"nats://u:S3CR3T@h:1"}}}}}}),
+    no_env);
+  REQUIRE_FALSE(s);
+  CHECK_THAT(describe(s.error()), Catch::Contains("natsvisor.nats_url"));
+  CHECK_THAT(describe(s.error()), !Catch::Contains("S3CR3T"));
+}
+
+TEST_CASE("keys holding secrets are recognised by name", "[config][redact]") {
+  for (auto key : {"password", "token", "creds_file", "nkey_seed", "nkey_seed_file", "jwt",
+                   "client_secret"})
+    CHECK(secret_key(key));
+  for (auto key : {"user", "nats_url", "tls_ca_file", "app_name"})
+    CHECK_FALSE(secret_key(key));
+}
+
 TEST_CASE("NATS_URL from the environment applies only when the key is absent", "[config]") {
   auto env = env_of({{"NATS_URL", "nats://env-host:4333"}});
   auto from_env = parse_settings(caf::settings{}, env);

@@ -18,10 +18,12 @@
 #include <tuple>
 #include <vector>
 
+#include "config/redact.hpp"
 #include "json_lite.hpp"
 
 namespace {
 
+using natsvisor::redact;
 using natsvisor::cli::json;
 using steady = std::chrono::steady_clock;
 
@@ -57,16 +59,6 @@ struct options {
   bool watch = false;
   int timeout_ms = 1000;
 };
-
-// user:password@ or token@ in a URL never reaches the screen.
-std::string redact(const std::string& url) {
-  auto start = url.find("://");
-  start = start == std::string::npos ? 0 : start + 3;
-  auto at = url.rfind('@');
-  if (at == std::string::npos || at < start)
-    return url;
-  return url.substr(0, start) + "***" + url.substr(at);
-}
 
 // A reply is someone else's text: control characters (terminal escapes) become '?'.
 std::string printable(const std::string& s, size_t max = 0) {
