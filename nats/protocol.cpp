@@ -32,6 +32,73 @@ bool valid_subject(std::string_view subject, bool wildcards) {
   }
 }
 
+size_t encoded_header_size(const header_list& headers) {
+  if (headers.empty())
+    return 0;
+  size_t n = sizeof("NATS/1.0\r\n") - 1 + 2;
+  for (auto& [key, value] : headers)
+    n += key.size() + 2 + value.size() + 2;
+  return n;
+}
+
+namespace {
+
+size_t digits(size_t n) {
+  size_t d = 1;
+  while (n >= 10) {
+    n /= 10;
+    ++d;
+  }
+  return d;
+}
+
+} // namespace
+
+size_t control_line_size(size_t subject, size_t reply, size_t header_bytes, size_t payload_bytes) {
+  size_t n = subject + (reply > 0 ? reply + 1 : 0) + 2; // "\r\n"
+  if (header_bytes == 0)
+    return n + 4 + 1 + digits(payload_bytes); // "PUB " ... " <size>"
+  return n + 5 + 1 + digits(header_bytes) + 1 + digits(header_bytes + payload_bytes);
+}
+
+caf::error check_limits(const protocol_limits& limits, std::string_view subject,
+                        size_t reply_size, size_t header_bytes, size_t payload_bytes,
+                        const std::string& url) {
+  auto line = control_line_size(subject.size(), reply_size, header_bytes, payload_bytes);
+  if (line > limits.max_control_line)
+    return make_error(errc::invalid_subject,
+                      "subject " + quote_subject(subject) + " makes a control line of "
+                        + std::to_string(line) + " bytes, above the server's max_control_line ("
+                        + std::to_string(limits.max_control_line) + ")",
+                      url);
+  auto total = header_bytes + payload_bytes;
+  if (limits.max_payload > 0 && total > static_cast<uint64_t>(limits.max_payload))
+    return make_error(errc::payload_too_large,
+                      std::to_string(payload_bytes) + " bytes of payload and "
+                        + std::to_string(header_bytes) + " of headers to "
+                        + quote_subject(subject) + ", above the server's max_payload ("
+                        + std::to_string(limits.max_payload) + ")",
+                      url);
+  return caf::none;
+}
+
+caf::error check_limits(const protocol_limits& limits, const outgoing& m, size_t reply_size,
+                        const std::string& url) {
+  return check_limits(limits, m.subject, reply_size, encoded_header_size(m.headers),
+                      m.payload.size(), url);
+}
+
+std::string quote_subject(std::string_view subject) {
+  constexpr size_t max = 64;
+  std::string out = "'";
+  for (unsigned char c : subject.substr(0, max))
+    out += c < 0x20 || c == 0x7f ? '?' : static_cast<char>(c);
+  out += '\'';
+  if (subject.size() > max)
+    out += "... (" + std::to_string(subject.size()) + " bytes)";
+  return out;
+}
+
 namespace {
 
 // The raw text after `"key":` (white space skipped), or npos. JetStream's replies are flat
@@ -92,8 +159,11 @@ caf::expected<js_ack> parse_js_ack(std::string_view json, const std::string& url
   auto stream = string_value(json, "stream");
   auto seq = number_value(json, "seq");
   if (!stream || !seq)
+    // Not the reply's text: whatever answered on the subject may have sent message data.
     return make_error(errc::jetstream_error,
-                      "unexpected JetStream reply: " + std::string{json.substr(0, 200)}, url);
+                      "unexpected JetStream reply (" + std::to_string(json.size())
+                        + " bytes, no stream and sequence)",
+                      url);
   js_ack ack;
   ack.stream = *stream;
   ack.sequence = *seq;

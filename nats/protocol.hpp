@@ -13,6 +13,44 @@ namespace natsvisor {
 /// space. With `wildcards`, a token may be `*`, and `>` may be the last token (subscriptions).
 bool valid_subject(std::string_view subject, bool wildcards);
 
+/// The limits a server puts on one message. A message past them must fail before it reaches
+/// nats.c: nats-server answers a control line longer than its limit by closing the connection
+/// ("maximum control line exceeded"), which would take every user of the URL down with it.
+struct protocol_limits {
+  /// The server's max_control_line: 4096 bytes unless its configuration says otherwise; the
+  /// server does not announce it, so it is configured (natsvisor.max_control_line).
+  size_t max_control_line = 4096;
+  /// The max_payload the server announced at connect (payload plus encoded headers); 0 while
+  /// unknown, and then only nats.c checks it.
+  int64_t max_payload = 0;
+};
+
+/// The bytes nats.c sends as headers for `headers` ("NATS/1.0\r\n", "key: value\r\n" each,
+/// "\r\n"); 0 without headers (nats.c then sends a plain PUB).
+size_t encoded_header_size(const header_list& headers);
+
+/// The whole control line of one message as nats.c writes it, CRLF included:
+/// "PUB <subject> [<reply>] <size>\r\n", or with headers
+/// "HPUB <subject> [<reply>] <header size> <total size>\r\n". (The server counts the text after
+/// the verb without CRLF: counting the whole line errs on the safe side by a few bytes.)
+size_t control_line_size(size_t subject, size_t reply, size_t header_bytes, size_t payload_bytes);
+
+/// Whether the server takes the message: none, or errc::invalid_subject (its control line is
+/// longer than max_control_line) or errc::payload_too_large (payload plus headers above
+/// max_payload, when known). `reply_size` is the length of the reply subject, 0 for none. Pure.
+caf::error check_limits(const protocol_limits& limits, std::string_view subject,
+                        size_t reply_size, size_t header_bytes, size_t payload_bytes,
+                        const std::string& url);
+
+/// Same for an outgoing message.
+caf::error check_limits(const protocol_limits& limits, const outgoing& m, size_t reply_size,
+                        const std::string& url);
+
+/// A subject as errors quote it: at most 64 bytes (then "... (N bytes)"), control characters as
+/// '?', so an error (and the log line of a fire-and-forget failure) never carries a long
+/// subject or one that holds data.
+std::string quote_subject(std::string_view subject);
+
 /// The error a JetStream API reply carries ({"error":{"code":C,"err_code":E,"description":...}}),
 /// or none. Codes as for parse_js_ack.
 caf::error jetstream_api_error(std::string_view json, const std::string& url);
