@@ -220,15 +220,22 @@ void start_request(self_ptr self, const outgoing& m, caf::timespan timeout,
     detail::deliver_error(rp, std::move(subject.error()));
     return;
   }
-  if (auto s = detail::publish(st.core->nc, m, subject->c_str()); s != NATS_OK) {
+  // Past the server's limits (the reply subject counts): refused here, or the server would
+  // close the connection for every user of it.
+  auto err = check_limits(st.core->limits(), m, subject->size(), st.url);
+  if (!err) {
+    auto s = detail::publish(st.core->nc, m, subject->c_str());
+    if (s == NATS_OK) {
+      flush_if_idle(self);
+      return;
+    }
     if (closed_under_us(self, s))
       return; // bounced with the rest of the table
-    auto token = std::strtoull(subject->c_str() + st.inbox.size(), nullptr, 10);
-    st.pending.complete(token);
-    detail::deliver_error(rp, from_status(s, errc::nats_error, st.url, "publish to " + m.subject));
-    return;
+    err = from_status(s, errc::nats_error, st.url, "publish to " + quote_subject(m.subject));
   }
-  flush_if_idle(self);
+  auto token = std::strtoull(subject->c_str() + st.inbox.size(), nullptr, 10);
+  st.pending.complete(token);
+  detail::deliver_error(rp, std::move(err));
 }
 
 // -- lifecycle ----------------------------------------------------------------------------------
@@ -258,6 +265,9 @@ void announce_up(self_ptr self, std::string js_problem) {
 void connected(self_ptr self) {
   auto& st = self->state;
   st.connected = true;
+  // Read once per connect, now that nats.c has the server's INFO: every later check reads the
+  // copy, never nats.c (whose calls wait for the connection's lock during a reconnect).
+  st.core->max_payload.store(natsConnection_GetMaxPayload(st.core->nc), std::memory_order_relaxed);
   if (st.role != connection_role::shared) {
     announce_up(self, {});
     return;
@@ -399,7 +409,23 @@ caf::behavior connecting(self_ptr self) {
 }
 
 caf::error publish_error(self_ptr self, natsStatus s, const std::string& subject) {
-  return from_status(s, errc::nats_error, self->state.url, "publish to " + subject);
+  return from_status(s, errc::nats_error, self->state.url, "publish to " + quote_subject(subject));
+}
+
+// A message past the server's limits is refused before nats.c sees it: the server would close
+// the connection for every user of it (nats/protocol.hpp).
+caf::error over_limits(self_ptr self, std::string_view subject, size_t header_bytes,
+                       size_t payload_bytes) {
+  return check_limits(self->state.core->limits(), subject, 0, header_bytes, payload_bytes,
+                      self->state.url);
+}
+
+// A batch's error says how many went out, so a retry can skip them instead of duplicating them.
+caf::error partly_sent(const caf::error& err, uint64_t sent, size_t total) {
+  return make_error(code_of(err),
+                    detail_of(err) + " (" + std::to_string(sent) + " of " + std::to_string(total)
+                      + " messages were sent)",
+                    url_of(err));
 }
 
 // The message path while connected or reconnecting (nats.c buffers writes meanwhile).
@@ -412,6 +438,8 @@ caf::message_handler serving(self_ptr self) {
       return rp;
     },
     [self](pub_atom, const outgoing& m) -> caf::result<caf::unit_t> {
+      if (auto err = over_limits(self, m.subject, encoded_header_size(m.headers), m.payload.size()))
+        return detail::fail<caf::unit_t>(self, std::move(err));
       auto s = detail::publish(self->state.core->nc, m);
       if (closed_under_us(self, s))
         return bounce<caf::unit_t>(self);
@@ -423,16 +451,17 @@ caf::message_handler serving(self_ptr self) {
     [self](pub_atom, const std::vector<outgoing>& batch) -> caf::result<uint64_t> {
       uint64_t sent = 0;
       for (auto& m : batch) {
-        auto s = detail::publish(self->state.core->nc, m);
-        if (sent == 0 && closed_under_us(self, s))
-          return bounce<uint64_t>(self);
-        if (s != NATS_OK) {
-          // Say how many went out, so a retry can skip them instead of duplicating them.
+        auto err = over_limits(self, m.subject, encoded_header_size(m.headers), m.payload.size());
+        if (!err) {
+          auto s = detail::publish(self->state.core->nc, m);
+          if (sent == 0 && closed_under_us(self, s))
+            return bounce<uint64_t>(self);
+          if (s != NATS_OK)
+            err = publish_error(self, s, m.subject);
+        }
+        if (err) {
           flush_if_idle(self);
-          return detail::fail<uint64_t>(
-            self, publish_error(self, s,
-                                m.subject + " (" + std::to_string(sent) + " of "
-                                  + std::to_string(batch.size()) + " messages were sent)"));
+          return detail::fail<uint64_t>(self, partly_sent(err, sent, batch.size()));
         }
         ++sent;
       }
@@ -450,15 +479,19 @@ caf::message_handler serving(self_ptr self) {
           return detail::fail<uint64_t>(
             self,
             make_error(errc::nats_error, "packed batch sizes exceed its data", self->state.url));
-        auto s = natsConnection_Publish(nc, batch.subject.c_str(), batch.data.data() + offset,
-                                        static_cast<int>(size));
-        if (sent == 0 && closed_under_us(self, s))
-          return bounce<uint64_t>(self);
-        if (s != NATS_OK)
-          return detail::fail<uint64_t>(
-            self, publish_error(self, s,
-                                batch.subject + " (" + std::to_string(sent) + " of "
-                                  + std::to_string(batch.size()) + " messages were sent)"));
+        auto err = over_limits(self, batch.subject, 0, size);
+        if (!err) {
+          auto s = natsConnection_Publish(nc, batch.subject.c_str(), batch.data.data() + offset,
+                                          static_cast<int>(size));
+          if (sent == 0 && closed_under_us(self, s))
+            return bounce<uint64_t>(self);
+          if (s != NATS_OK)
+            err = publish_error(self, s, batch.subject);
+        }
+        if (err) {
+          flush_if_idle(self);
+          return detail::fail<uint64_t>(self, partly_sent(err, sent, batch.size()));
+        }
         offset += size;
         ++sent;
       }
@@ -488,7 +521,7 @@ caf::message_handler serving(self_ptr self) {
         return id; // not a refusal: the supervisor subscribes it on the next connection
       if (s != NATS_OK)
         return detail::fail<uint64_t>(
-          self, from_status(s, errc::nats_error, st.url, "subscribe to " + subject));
+          self, from_status(s, errc::nats_error, st.url, "subscribe to " + quote_subject(subject)));
       st.subscriptions.emplace(id, sub);
       // Answered once the server has the SUB (a message published after the answer reaches the
       // subscriber), through a round trip that blocks nobody.
@@ -588,7 +621,8 @@ caf::behavior connection_actor(connection_actor_type* self, std::string key, uin
     self->quit(from_status(s, errc::connect_failed, st.url, "connect"));
     return {};
   }
-  st.core = std::make_shared<detail::connection_core>(nc);
+  st.core
+    = std::make_shared<detail::connection_core>(nc, static_cast<size_t>(st.cfg->max_control_line));
   if (s == NATS_OK) {
     connected(self);
     return running(self);

@@ -261,6 +261,10 @@ const std::vector<key_spec>& specs() {
     {{"max_subscriptions", "100000",
       "message-path subscriptions over all URLs; past it: overloaded"},
      int_key(NV_FIELD(max_subscriptions), 1, 10000000)},
+    {{"max_control_line", "4096",
+      "the servers' max_control_line in bytes: a longer PUB line (subject, reply, sizes) fails "
+      "with invalid_subject before it is sent, instead of the server closing the connection"},
+     int_key(NV_FIELD(max_control_line), 256, 1 << 24)},
     {{"nats_max_reconnect", "60",
       "nats.c's reconnect attempts inside one connection before it closes for good"},
      int_key(NV_FIELD(nats.max_reconnect), 0, 1000000)},

@@ -44,6 +44,9 @@ struct settings {
   int max_parked = 50000;          ///< parked requests and lease waiters per URL
   int max_in_flight = 100000;      ///< requests awaiting a reply per connection
   int max_subscriptions = 100000;  ///< message-path subscriptions over all URLs
+  /// The servers' max_control_line (bytes): a message whose PUB line is longer fails with
+  /// invalid_subject before it is sent (the server would close the connection).
+  int max_control_line = 4096;
   nats_options nats;
   // TLS and credentials (also from NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_CREDS).
   bool tls = false;

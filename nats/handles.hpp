@@ -11,6 +11,9 @@
 #include "caf/actor.hpp"
 #include "caf/meta/type_name.hpp"
 
+#include "messages/types.hpp"
+#include "nats/protocol.hpp"
+
 namespace natsvisor {
 
 namespace detail {
@@ -18,7 +21,8 @@ namespace detail {
 /// Owns one natsConnection. The last owner destroys it, so a handle never dangles: once the
 /// connection actor closed it, nats.c answers NATS_CONNECTION_CLOSED instead of crashing.
 struct connection_core {
-  explicit connection_core(natsConnection* c) noexcept : nc(c) {}
+  connection_core(natsConnection* c, size_t max_control_line) noexcept
+    : nc(c), max_control_line(max_control_line) {}
   ~connection_core();
   connection_core(const connection_core&) = delete;
   connection_core& operator=(const connection_core&) = delete;
@@ -27,6 +31,14 @@ struct connection_core {
   /// nats.c call, because nats.c holds the connection's lock for a whole reconnect attempt and
   /// `natsConnection_IsClosed` would wait for it.
   std::atomic<bool> closed{false};
+  /// What the server accepts (nats/protocol.hpp): max_control_line from the settings, and
+  /// max_payload as the server announced it, stored by the owner once connected (0 until then).
+  /// Kept here so no check needs a nats.c call, which would wait for the connection's lock.
+  const size_t max_control_line;
+  std::atomic<int64_t> max_payload{0};
+  protocol_limits limits() const noexcept {
+    return {max_control_line, max_payload.load(std::memory_order_relaxed)};
+  }
 };
 
 /// Owns one jsCtx and keeps its connection alive: `conn` is declared first, so it is released
@@ -72,6 +84,8 @@ class connection_handle {
 
   /// The nats.c connection, for any nats.c call; nullptr for an empty handle.
   natsConnection* get() const noexcept { return core_ ? core_->nc : nullptr; }
+  /// The shared connection state; nullptr for an empty handle.
+  const detail::connection_core* core() const noexcept { return core_.get(); }
   explicit operator bool() const noexcept { return get() != nullptr; }
   /// True for an empty handle and once the connection was closed for good.
   bool closed() const noexcept;
@@ -91,6 +105,13 @@ class connection_handle {
   std::string url_;
   uint64_t generation_ = 0;
 };
+
+/// Publishes `m` on the handle's connection (headers included) after checking it against the
+/// server's limits: a subject too long for the server's control line fails with
+/// invalid_subject, a payload above max_payload with payload_too_large, and the connection
+/// stays up (the server would close it). Otherwise nats.c's status, mapped (nats/status.hpp).
+/// The raw `natsConnection_Publish(h.get(), ...)` skips this check.
+caf::error publish(const connection_handle& h, const outgoing& m);
 
 /// A copyable value sharing ownership of a JetStream context and of the connection under it.
 class jetstream_handle {

@@ -94,7 +94,7 @@ caf::error check_subject(self_ptr self, const std::string& url, const std::strin
                          bool wildcards) {
   if (valid_subject(subject, wildcards))
     return caf::none;
-  return make_error(errc::invalid_subject, "invalid subject '" + subject + "'",
+  return make_error(errc::invalid_subject, "invalid subject " + quote_subject(subject),
                     redact(key_of(self, url)));
 }
 
@@ -321,7 +321,8 @@ caf::message_handler message_path(self_ptr self) {
       if (auto err = check_subject(self, url, subject, true))
         return refused(self, std::move(err));
       if (!queue.empty() && !valid_subject(queue, false)) // a queue name is one plain token
-        return refused(self, make_error(errc::invalid_subject, "invalid queue group '" + queue + "'",
+        return refused(self, make_error(errc::invalid_subject,
+                                        "invalid queue group " + quote_subject(queue),
                                         redact(key_of(self, url))));
       if (!subscriber)
         return refused(self, make_error(errc::nats_error, "no subscriber actor", redact(url)));
