@@ -1,9 +1,17 @@
 # Finds Debian's CAF 0.17 (libcaf-dev), which ships neither CMake nor pkg-config files.
 # Defines CAF::core as an imported target.
+# CAF_INCLUDE_DIR may be a list: a CAF source tree's libcaf_core plus its build's libcaf_core
+# (generated headers), as scripts/test --tsan passes for a CAF built with ThreadSanitizer.
 find_path(CAF_INCLUDE_DIR caf/all.hpp)
 find_library(CAF_CORE_LIBRARY caf_core)
-if(CAF_INCLUDE_DIR AND EXISTS "${CAF_INCLUDE_DIR}/caf/config.hpp")
-  file(STRINGS "${CAF_INCLUDE_DIR}/caf/config.hpp" _caf_version_line
+set(_caf_config "")
+foreach(_caf_dir IN LISTS CAF_INCLUDE_DIR)
+  if(NOT _caf_config AND EXISTS "${_caf_dir}/caf/config.hpp")
+    set(_caf_config "${_caf_dir}/caf/config.hpp")
+  endif()
+endforeach()
+if(_caf_config)
+  file(STRINGS "${_caf_config}" _caf_version_line
        REGEX "#define CAF_VERSION [0-9]+")
   string(REGEX MATCH "[0-9]+" _caf_version "${_caf_version_line}")
   if(_caf_version)
