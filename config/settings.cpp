@@ -12,6 +12,20 @@
 #include "config/url.hpp"
 #include "messages/errors.hpp"
 
+// declare_keys uses the option meta states of CAF's own library, never copies of them made here.
+// Each is a function-local static (a vague-linkage symbol shared across shared objects), and
+// gcc (which built Debian's libcaf_core) and clang disagree on how to initialize it: gcc fills
+// its function pointers statically and constructs only the type name under the guard, clang
+// constructs all of it under the guard. In a clang-built program the dynamic linker binds CAF's
+// references to the program's copy; CAF's gcc code then runs the guarded part first (for its own
+// options), sets the guard, and leaves the function pointers null: the first parse of a
+// natsvisor option called address 0. Declared as instantiated elsewhere, the program has no
+// copy and everyone uses the library's (libcaf_core exports both functions).
+extern template caf::config_option::meta_state*
+caf::detail::option_meta_state_instance<std::string>();
+extern template caf::config_option::meta_state*
+caf::detail::option_meta_state_instance<std::vector<std::string>>();
+
 namespace natsvisor {
 
 namespace {
