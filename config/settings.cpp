@@ -278,7 +278,7 @@ const std::vector<key_spec>& specs() {
      int_key(NV_FIELD(nats.reconnect_buf_size), 0, 1 << 30)},
     {{"nats_send_asap", "false", "flush every publish at once (lower latency, less batching)"},
      bool_key(NV_FIELD(nats.send_asap))},
-    {{"tls", "false", "require TLS"}, bool_key(NV_FIELD(tls))},
+    {{"tls", "false", "require TLS (also required by any tls:// server in the URL)"}, bool_key(NV_FIELD(tls))},
     {{"tls_ca_file", "\"\"", "CA certificates file"}, string_key(&settings::tls_ca_file)},
     {{"tls_cert_file", "\"\"", "client certificate chain file"},
      string_key(&settings::tls_cert_file)},
@@ -288,7 +288,8 @@ const std::vector<key_spec>& specs() {
      string_key(&settings::password, true, true)},
     {{"token", "\"\"", "token (env NATS_TOKEN); never logged"},
      string_key(&settings::token, true, true)},
-    {{"creds_file", "\"\"", "NATS credentials file (env NATS_CREDS); a missing file is invalid_config"},
+    {{"creds_file", "\"\"",
+      "NATS credentials file (env NATS_CREDS); a missing file is invalid_config"},
      string_key(&settings::creds_file)},
     {{"nkey", "\"\"", "the user's nkey public key (U...), with nkey_seed_file"},
      [](const config_value& v, settings& s) -> std::string {

@@ -249,8 +249,12 @@ void notify(self_ptr self, url_entry& e, uint32_t index, const slot_action::noti
       log().warn("{} ({}) generation {}: {}", e.url, slot_name(index), gen, n.detail);
       break;
     case connection_state::gave_up:
-      log().error("giving up on {} ({}): {}; last error: {}", e.url, slot_name(index), n.detail,
-                  s.machine.last_error());
+      // A permanent failure's reason already is its last error.
+      if (n.detail.find(s.machine.last_error()) != std::string::npos)
+        log().error("giving up on {} ({}): {}", e.url, slot_name(index), n.detail);
+      else
+        log().error("giving up on {} ({}): {}; last error: {}", e.url, slot_name(index), n.detail,
+                    s.machine.last_error());
       break;
     default:
       log().info("{} ({}) generation {}: {}{}", e.url, slot_name(index), gen, to_string(n.state),
