@@ -553,8 +553,8 @@ std::pair<natsStatus, std::string> connect_once(natsConnection** nc, natsOptions
   natsStatus ignored = NATS_OK;
   auto text = nats_GetLastError(&ignored);
   std::pair<natsStatus, std::string> failed{s, text ? text : ""};
-  if (auto restored = natsOptions_SetRetryOnFailedConnect(opts, true, detail::on_connected,
-                                                          callbacks.closure());
+  if (auto restored
+      = natsOptions_SetRetryOnFailedConnect(opts, true, detail::on_connected, callbacks.closure());
       restored != NATS_OK)
     failed.first = restored; // not a refusal: the next connect would not retry, so report it
   return failed;

@@ -113,7 +113,8 @@ setter string_key(std::string settings::*field, bool allow_empty = true, bool se
   return [=](const config_value& v, settings& s) -> std::string {
     auto str = caf::get_if<std::string>(&v);
     if (!str) // a secret given with the wrong type is still a secret: never echoed
-      return secret ? std::string{"expected a string"} : "expected a string, got " + describe_value(v);
+      return secret ? std::string{"expected a string"}
+                    : "expected a string, got " + describe_value(v);
     if (!allow_empty && str->empty())
       return "must not be empty";
     s.*field = *str;
@@ -278,7 +279,8 @@ const std::vector<key_spec>& specs() {
      int_key(NV_FIELD(nats.reconnect_buf_size), 0, 1 << 30)},
     {{"nats_send_asap", "false", "flush every publish at once (lower latency, less batching)"},
      bool_key(NV_FIELD(nats.send_asap))},
-    {{"tls", "false", "require TLS (also required by any tls:// server in the URL)"}, bool_key(NV_FIELD(tls))},
+    {{"tls", "false", "require TLS (also required by any tls:// server in the URL)"},
+     bool_key(NV_FIELD(tls))},
     {{"tls_ca_file", "\"\"", "CA certificates file"}, string_key(&settings::tls_ca_file)},
     {{"tls_cert_file", "\"\"", "client certificate chain file"},
      string_key(&settings::tls_cert_file)},

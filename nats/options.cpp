@@ -80,10 +80,9 @@ caf::error check_credential_files(const settings& cfg, const std::string& url) {
     // Opened (not just stat'ed): an unreadable file fails here the way nats.c would fail later.
     std::ifstream file{*path};
     if (!file)
-      return make_error(errc::invalid_config,
-                        std::string{key} + " '" + *path + "' cannot be read: "
-                          + std::strerror(errno),
-                        url);
+      return make_error(
+        errc::invalid_config,
+        std::string{key} + " '" + *path + "' cannot be read: " + std::strerror(errno), url);
   }
   return caf::none;
 }

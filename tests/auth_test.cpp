@@ -50,8 +50,8 @@ server_options auth_server(std::string config) {
 // "tls://127.0.0.1:<port>" or with credentials in it.
 std::string url_of(const nats_server& server, const std::string& scheme,
                    const std::string& userinfo = {}) {
-  return scheme + "://" + (userinfo.empty() ? "" : userinfo + "@") + "127.0.0.1:"
-         + std::to_string(server.port());
+  return scheme + "://" + (userinfo.empty() ? "" : userinfo + "@")
+         + "127.0.0.1:" + std::to_string(server.port());
 }
 
 // Lines of the server log that record a rejected CONNECT.
@@ -131,11 +131,12 @@ class plain_listener {
         int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
         if (c >= 0) {
           ++accepted_;
-          std::string info = "INFO {\"server_id\":\"PLAIN\",\"version\":\"2.9.10\",\"go\":\"go1.19\","
-                             "\"host\":\"127.0.0.1\",\"port\":"
-                             + std::to_string(port_)
-                             + ",\"headers\":true,\"max_payload\":1048576,\"proto\":1}\r\n";
-          (void) !::write(c, info.data(), info.size());
+          std::string info
+            = "INFO {\"server_id\":\"PLAIN\",\"version\":\"2.9.10\",\"go\":\"go1.19\","
+              "\"host\":\"127.0.0.1\",\"port\":"
+              + std::to_string(port_)
+              + ",\"headers\":true,\"max_payload\":1048576,\"proto\":1}\r\n";
+          (void)!::write(c, info.data(), info.size());
           clients.push_back(c);
         }
       }
@@ -169,6 +170,18 @@ class plain_listener {
 const char* const password = "s3cret-PASSWORD-x";
 const char* const token = "s3cret-TOKEN-y";
 
+// A server's authorization block that accepts user alice with `pw`.
+std::string alice_accepts(const std::string& pw) {
+  return "authorization { user: alice, password: \"" + pw + "\" }";
+}
+
+settings as_alice(const std::string& url, const std::string& pw) {
+  auto s = auth_settings(url);
+  s.user = "alice";
+  s.password = pw;
+  return s;
+}
+
 } // namespace
 
 // -- TLS ------------------------------------------------------------------------------------------
@@ -197,8 +210,7 @@ TEST_CASE("TLS with the trusted CA connects and an untrusted CA ends in tls_fail
   CHECK(st->restarts == 0);
 }
 
-TEST_CASE("mutual TLS connects with the client certificate and fails typed without one",
-          "[tls]") {
+TEST_CASE("mutual TLS connects with the client certificate and fails typed without one", "[tls]") {
   test_credentials creds;
   nats_server server{auth_server(creds.server_tls(true))};
   {
@@ -231,8 +243,7 @@ TEST_CASE("a tls:// URL never sends the password to a plaintext listener", "[tls
 }
 
 TEST_CASE("a tls:// URL against a plaintext nats-server ends in tls_failed", "[tls]") {
-  nats_server server{auth_server("authorization { user: alice, password: \"" + std::string{password}
-                                 + "\" }")};
+  nats_server server{auth_server(alice_accepts(password))};
   auto url = url_of(server, "tls", "alice:" + std::string{password});
   service_fixture f{auth_settings(url)};
   auto r = get_connection_refused(f);
@@ -245,19 +256,12 @@ TEST_CASE("a tls:// URL against a plaintext nats-server ends in tls_failed", "[t
 
 TEST_CASE("user and password: right ones connect and a wrong password is auth_failed at once",
           "[auth]") {
-  nats_server server{auth_server("authorization { user: alice, password: \"" + std::string{password}
-                                 + "\" }")};
+  nats_server server{auth_server(alice_accepts(password))};
   {
-    auto s = auth_settings(server.url());
-    s.user = "alice";
-    s.password = password;
-    service_fixture f{s};
+    service_fixture f{as_alice(server.url(), password)};
     REQUIRE(f.svc->get_connection());
   }
-  auto s = auth_settings(server.url());
-  s.user = "alice";
-  s.password = "wrong-PASSWORD-z";
-  service_fixture f{s};
+  service_fixture f{as_alice(server.url(), "wrong-PASSWORD-z")};
   auto r = get_connection_refused(f);
   check_refusal(r, errc::auth_failed, "Authorization Violation", "wrong-PASSWORD-z");
   auto gave_up = f.await_state(connection_state::gave_up, 5s);
@@ -334,11 +338,8 @@ TEST_CASE("a missing credentials file is a permanent typed error that is never r
 TEST_CASE("with wrong credentials every waiting caller gets auth_failed at once and the server "
           "sees a bounded number of attempts",
           "[auth][pool]") {
-  nats_server server{auth_server("authorization { user: alice, password: \"" + std::string{password}
-                                 + "\" }")};
-  auto s = auth_settings(server.url());
-  s.user = "alice";
-  s.password = "wrong-PASSWORD-z";
+  nats_server server{auth_server(alice_accepts(password))};
+  auto s = as_alice(server.url(), "wrong-PASSWORD-z");
   s.connection_pool_size = 4;
   // The defaults that made the storm: restarts and nats.c's retries left as users have them.
   s.policy = restart_policy{};
@@ -378,11 +379,8 @@ TEST_CASE("with wrong credentials every waiting caller gets auth_failed at once 
 
 TEST_CASE("credentials the server stops accepting end in auth_failed and not in restarts",
           "[auth][faults]") {
-  nats_server server{auth_server("authorization { user: alice, password: \"" + std::string{password}
-                                 + "\" }")};
-  auto s = auth_settings(server.url());
-  s.user = "alice";
-  s.password = password;
+  nats_server server{auth_server(alice_accepts(password))};
+  auto s = as_alice(server.url(), password);
   s.nats.max_reconnect = 60; // nats.c alone would try for long
   service_fixture f{s};
   REQUIRE(f.svc->get_connection());
@@ -390,7 +388,7 @@ TEST_CASE("credentials the server stops accepting end in auth_failed and not in 
   server.kill();
   {
     std::ofstream conf{server.log_file().substr(0, server.log_file().rfind('/')) + "/server.conf"};
-    conf << "authorization { user: alice, password: \"rotated-PASSWORD\" }\n";
+    conf << alice_accepts("rotated-PASSWORD") << "\n";
   }
   server.start();
   auto gave_up = f.await_state(connection_state::gave_up, 10s);

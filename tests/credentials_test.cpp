@@ -25,8 +25,9 @@ caf::settings group(std::initializer_list<std::pair<const char*, caf::config_val
 env_lookup no_env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
 
 // Well-formed keys of fixed bytes (no key pair: only the syntax matters here).
-const unsigned char some_bytes[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-                                      17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+const unsigned char some_bytes[32]
+  = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
+     17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 const std::string user_key = testing::nkey_encode_public(some_bytes);
 
 } // namespace
@@ -45,8 +46,9 @@ TEST_CASE("refused credentials and TLS are sorted as permanent with the reason",
     NATS_SSL_ERROR, "(conn.c:733): SSL handshake error: 20:unable to get local issuer certificate",
     true);
   CHECK(verify.code == errc::tls_failed);
-  CHECK(verify.detail == "TLS handshake failed: SSL handshake error: 20:unable to get local "
-                         "issuer certificate");
+  CHECK(verify.detail
+        == "TLS handshake failed: SSL handshake error: 20:unable to get local "
+           "issuer certificate");
   CHECK(classify_connect_failure(NATS_SECURE_CONNECTION_REQUIRED, "", false).code
         == errc::tls_failed);
 }
@@ -72,8 +74,7 @@ TEST_CASE("no server, timeouts and anything else stay transient connect failures
     CHECK(r.code == errc::connect_failed);
     CHECK(r.detail == natsStatus_GetText(s)); // no text: nats.c's status names it
   }
-  CHECK(classify_connect_failure(NATS_NO_SERVER, "(conn.c:2088): No server available", false)
-          .detail
+  CHECK(classify_connect_failure(NATS_NO_SERVER, "(conn.c:2088): No server available", false).detail
         == "No server available");
 }
 
@@ -91,8 +92,7 @@ TEST_CASE("TLS is required by tls = true or a tls:// server in the list", "[tls]
   CHECK(requires_tls({"nats://a:4222"}, cfg));
 }
 
-TEST_CASE("credential files that cannot be read are invalid_config naming key and path",
-          "[auth]") {
+TEST_CASE("credential files that cannot be read are invalid_config naming key and path", "[auth]") {
   settings cfg;
   CHECK_FALSE(check_credential_files(cfg, "nats://h:1"));
   cfg.creds_file = "/nonexistent/user.creds";
@@ -134,9 +134,9 @@ TEST_CASE("a password or token of the wrong type is refused without being echoed
           "[auth][config]") {
   for (auto key : {"password", "token"}) {
     INFO(key);
-    auto s = parse_settings(group({{"user", caf::config_value{"alice"}},
-                                   {key, caf::config_value{int64_t{987654321}}}}),
-                            no_env);
+    auto s = parse_settings(
+      group({{"user", caf::config_value{"alice"}}, {key, caf::config_value{int64_t{987654321}}}}),
+      no_env);
     REQUIRE_FALSE(s);
     CHECK(describe(s.error()).find("987654321") == std::string::npos);
   }

@@ -789,10 +789,11 @@ class random_run {
       return ev::reconnected{some_child(), now_};
     if (r < 62) {
       auto g = some_child();
-      auto code = chance(5) ? pick({errc::auth_failed, errc::tls_failed, errc::invalid_url,
-                                    errc::invalid_config})
-                            : pick({errc::connect_failed, errc::connection_closed, errc::none,
-                                    errc::timeout, errc::nats_error});
+      auto code
+        = chance(5)
+            ? pick({errc::auth_failed, errc::tls_failed, errc::invalid_url, errc::invalid_config})
+            : pick({errc::connect_failed, errc::connection_closed, errc::none, errc::timeout,
+                    errc::nats_error});
       auto detail = stopping_.count(g) ? std::string{"stopped"}
                                        : pick({"connection refused", "connection lost", ""});
       return ev::child_down{g, code, detail, now_,
@@ -848,8 +849,8 @@ class random_run {
         [](const ev::disconnected& e) { return "disconnected " + std::to_string(e.generation); },
         [](const ev::reconnected& e) { return "reconnected " + std::to_string(e.generation); },
         [](const ev::child_down& e) {
-          return "child_down " + std::to_string(e.generation)
-                 + " " + show(e.code) + " '" + e.detail + "'";
+          return "child_down " + std::to_string(e.generation) + " " + show(e.code) + " '" + e.detail
+                 + "'";
         },
         [](const ev::timer& e) { return "timer " + std::to_string(e.generation); },
         [](const ev::close&) { return std::string{"close"}; },

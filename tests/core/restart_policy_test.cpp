@@ -220,8 +220,8 @@ TEST_CASE("a permanent failure gives up immediately with its detail", "[policy]"
 
 TEST_CASE("refused credentials and TLS are permanent like bad input and nothing else is",
           "[policy]") {
-  using natsvisor::errc;
   using natsvisor::classify;
+  using natsvisor::errc;
   for (auto code : {errc::auth_failed, errc::tls_failed, errc::invalid_url, errc::invalid_config})
     CHECK(classify(code) == failure_kind::permanent);
   // Every other code, including none (a crash or a plain stop), is worth a restart.
