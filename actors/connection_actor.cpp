@@ -391,9 +391,12 @@ caf::behavior connecting(self_ptr self) {
       // nats.c reports failed attempts of the first connect as disconnects: nothing to tell.
     },
     [self](closed_atom) {
+      // nats.c also stops at once when a server that appeared meanwhile refused the CONNECT or
+      // the TLS handshake, without saying so: the next connection's first attempt will tell.
       fail(self, errc::connect_failed,
-           "no server reachable after " + std::to_string(self->state.cfg->nats.max_reconnect)
-             + " connect attempts");
+           "nats.c gave up connecting (no server answered within "
+             + std::to_string(self->state.cfg->nats.max_reconnect)
+             + " attempts, or one refused the connection)");
     },
   }
     .or_else(bouncing(self))

@@ -399,3 +399,22 @@ TEST_CASE("credentials the server stops accepting end in auth_failed and not in 
   REQUIRE(st);
   CHECK(st->restarts == 0);
 }
+
+TEST_CASE("a server that only appears later and refuses the credentials ends in auth_failed",
+          "[auth][faults]") {
+  nats_server server{auth_server(alice_accepts(password))};
+  server.kill();
+  auto s = as_alice(server.url(), "wrong-PASSWORD-z");
+  s.nats.max_reconnect = 60; // nats.c keeps trying while no server answers
+  service_fixture f{s};
+  auto waiting = std::async(std::launch::async, [&] { return get_connection_refused(f); });
+  REQUIRE(f.await_state(connection_state::connecting, 5s));
+  server.start();
+  auto start = clock_type::now();
+  auto r = waiting.get();
+  CHECK(clock_type::now() - start < prompt);
+  r.took = {}; // it waited for the server on purpose: only the time since it appeared counts
+  check_refusal(r, errc::auth_failed, "Authorization Violation", "wrong-PASSWORD-z");
+  // nats.c's background attempt and its one retry of the same refusal, then the typed attempt.
+  CHECK(auth_errors(server) <= 3);
+}
