@@ -336,6 +336,8 @@ caf::message_handler common(self_ptr self) {
       auto text = natsStatus_GetText(static_cast<natsStatus>(status));
       log().warn("asynchronous error on {}: {}", self->state.url, text);
       self->state.last_async_error = text;
+      if (status == NATS_CONNECTION_AUTH_FAILED)
+        self->state.auth_refused = true;
     },
     [self](lame_duck_atom) {
       log().warn("server of {} entered lame duck mode", self->state.url);
@@ -399,9 +401,12 @@ caf::behavior connecting(self_ptr self) {
       // nats.c reports failed attempts of the first connect as disconnects: nothing to tell.
     },
     [self](closed_atom) {
+      // nats.c also stops at once when a server that appeared meanwhile refused the CONNECT or
+      // the TLS handshake, without saying so: the next connection's first attempt will tell.
       fail(self, errc::connect_failed,
-           "no server reachable after " + std::to_string(self->state.cfg->nats.max_reconnect)
-             + " connect attempts");
+           "nats.c gave up connecting (no server answered within "
+             + std::to_string(self->state.cfg->nats.max_reconnect)
+             + " attempts, or one refused the connection)");
     },
   }
     .or_else(bouncing(self))
@@ -555,14 +560,40 @@ caf::behavior running(self_ptr self) {
     },
     [self, event](reconnected_atom) {
       self->state.connected = true;
+      self->state.auth_refused = false;
       event(connection_state::connected, "reconnected by nats.c");
     },
     [self](closed_atom) {
-      fail(self, errc::connection_closed, "nats.c closed the connection for good");
+      // nats.c stops reconnecting when the server refused the same credentials twice in a row:
+      // that close is final for these settings, not a lost server.
+      if (self->state.auth_refused)
+        fail(self, errc::auth_failed, "the server refused the credentials while reconnecting");
+      else
+        fail(self, errc::connection_closed, "nats.c closed the connection for good");
     },
   }
     .or_else(serving(self))
     .or_else(common(self));
+}
+
+// One connect attempt without nats.c's retry-on-failed-connect, and why it failed (the thread's
+// last error, read before any other nats.c call replaces it). Afterwards the options retry again,
+// as install_callbacks set them, for the attempt that follows a failure.
+std::pair<natsStatus, std::string> connect_once(natsConnection** nc, natsOptions* opts,
+                                                const detail::callback_owner& callbacks) {
+  auto s = natsOptions_SetRetryOnFailedConnect(opts, false, nullptr, nullptr);
+  if (s == NATS_OK)
+    s = natsConnection_Connect(nc, opts);
+  if (s == NATS_OK)
+    return {s, {}};
+  natsStatus ignored = NATS_OK;
+  auto text = nats_GetLastError(&ignored);
+  std::pair<natsStatus, std::string> failed{s, text ? text : ""};
+  if (auto restored
+      = natsOptions_SetRetryOnFailedConnect(opts, true, detail::on_connected, callbacks.closure());
+      restored != NATS_OK)
+    failed.first = restored; // not a refusal: the next connect would not retry, so report it
+  return failed;
 }
 
 } // namespace
@@ -590,6 +621,10 @@ caf::behavior connection_actor(connection_actor_type* self, std::string key, uin
     self->quit(servers.error());
     return {};
   }
+  if (auto err = check_credential_files(*st.cfg, st.url)) {
+    self->quit(std::move(err));
+    return {};
+  }
   natsOptions* opts = nullptr;
   natsStatus s = natsOptions_Create(&opts);
   if (s == NATS_OK)
@@ -611,9 +646,23 @@ caf::behavior connection_actor(connection_actor_type* self, std::string key, uin
   }
   log().info("connecting to {} (generation {})", st.url, st.generation);
   natsConnection* nc = nullptr;
-  // Blocks for at most one attempt (connection_timeout): this actor runs detached. With
-  // retry-on-failed-connect a refused first attempt returns NATS_NOT_YET_CONNECTED at once.
-  s = natsConnection_Connect(&nc, opts);
+  // Blocks for at most one attempt (connection_timeout) each: this actor runs detached.
+  auto [first, reason] = connect_once(&nc, opts, *st.callbacks);
+  s = first;
+  if (s != NATS_OK) {
+    // Only this first attempt tells why it was refused: nats.c's retry loop closes at once after
+    // a refused CONNECT or TLS handshake and keeps nothing but "no server available".
+    auto refusal = classify_connect_failure(s, reason, may_use_tls(*servers, *st.cfg));
+    if (refusal.code != errc::connect_failed) {
+      // Credentials or TLS: the same settings meet the same refusal, so no retry either here.
+      natsOptions_Destroy(opts);
+      self->quit(make_error(refusal.code, std::move(refusal.detail), st.url));
+      return {};
+    }
+    // No server answered (yet): with retry-on-failed-connect a refused first attempt returns
+    // NATS_NOT_YET_CONNECTED at once and nats.c keeps trying in the background.
+    s = natsConnection_Connect(&nc, opts);
+  }
   natsOptions_Destroy(opts);
   if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
     // nats.c may already have queued the closed callback: it finds this actor's entry gone

@@ -54,6 +54,8 @@ struct connection_actor_state {
   std::unique_ptr<detail::callback_owner> callbacks;
   std::shared_ptr<detail::connection_core> core;
   std::string last_async_error;
+  /// Since the last (re)connect, nats.c reported that the server refused the credentials.
+  bool auth_refused = false;
   bool connected = false; ///< as nats.c's callbacks last said: no nats.c lock needed to know
   bool failed = false;    ///< nats.c closed the connection for good; requests go back
 

@@ -123,11 +123,12 @@ std::string describe_value(const config_value& v) {
   return caf::to_string(v);
 }
 
-setter string_key(std::string settings::*field, bool allow_empty = true) {
+setter string_key(std::string settings::*field, bool allow_empty = true, bool secret = false) {
   return [=](const config_value& v, settings& s) -> std::string {
     auto str = caf::get_if<std::string>(&v);
-    if (!str)
-      return "expected a string, got " + describe_value(v);
+    if (!str) // a secret given with the wrong type is still a secret: never echoed
+      return secret ? std::string{"expected a string"}
+                    : "expected a string, got " + describe_value(v);
     if (!allow_empty && str->empty())
       return "must not be empty";
     s.*field = *str;
@@ -297,17 +298,37 @@ const std::vector<key_spec>& specs() {
      int_key(NV_FIELD(nats.reconnect_buf_size), 0, 1 << 30)},
     {{"nats_send_asap", "false", "flush every publish at once (lower latency, less batching)"},
      bool_key(NV_FIELD(nats.send_asap))},
-    {{"tls", "false", "require TLS"}, bool_key(NV_FIELD(tls))},
+    {{"tls", "false", "require TLS (also required by any tls:// server in the URL)"},
+     bool_key(NV_FIELD(tls))},
     {{"tls_ca_file", "\"\"", "CA certificates file"}, string_key(&settings::tls_ca_file)},
     {{"tls_cert_file", "\"\"", "client certificate chain file"},
      string_key(&settings::tls_cert_file)},
     {{"tls_key_file", "\"\"", "client key file"}, string_key(&settings::tls_key_file)},
     {{"user", "\"\"", "user name (env NATS_USER)"}, string_key(&settings::user)},
     {{"password", "\"\"", "password (env NATS_PASSWORD); never logged"},
-     string_key(&settings::password)},
-    {{"token", "\"\"", "token (env NATS_TOKEN); never logged"}, string_key(&settings::token)},
-    {{"creds_file", "\"\"", "NATS credentials file (env NATS_CREDS)"},
+     string_key(&settings::password, true, true)},
+    {{"token", "\"\"", "token (env NATS_TOKEN); never logged"},
+     string_key(&settings::token, true, true)},
+    {{"creds_file", "\"\"",
+      "NATS credentials file (env NATS_CREDS); a missing file is invalid_config"},
      string_key(&settings::creds_file)},
+    {{"nkey", "\"\"", "the user's nkey public key (U...), with nkey_seed_file"},
+     [](const config_value& v, settings& s) -> std::string {
+       auto str = caf::get_if<std::string>(&v);
+       if (!str)
+         return "expected a string, got " + describe_value(v);
+       // A seed ("SU...") here would be a secret in the wrong place: never echoed.
+       if (!str->empty()
+           && (str->size() != 56 || str->front() != 'U'
+               || str->find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") != std::string::npos))
+         return "expected a user public key: 56 characters starting with U (the seed goes in "
+                "the file nkey_seed_file)";
+       s.nkey = *str;
+       return {};
+     }},
+    {{"nkey_seed_file", "\"\"",
+      "file holding the user's nkey seed (SU...), with nkey; a missing file is invalid_config"},
+     string_key(&settings::nkey_seed_file)},
     {{"log_level", "info", "trace, debug, info, warn, error or off"},
      [](const config_value& v, settings& s) -> std::string {
        auto str = caf::get_if<std::string>(&v);
@@ -459,6 +480,11 @@ caf::expected<settings> parse_settings(const caf::settings& group, const env_loo
     return config_error("token", "use either a token or a user, not both");
   if (!result.password.empty() && result.user.empty())
     return config_error("password", "a password needs a user");
+  if (result.nkey.empty() != result.nkey_seed_file.empty())
+    return config_error(result.nkey.empty() ? "nkey" : "nkey_seed_file",
+                        "nkey and nkey_seed_file go together");
+  if (!result.nkey.empty() && !result.creds_file.empty())
+    return config_error("nkey", "use either an nkey or a credentials file, not both");
   return result;
 }
 

@@ -48,7 +48,8 @@ struct settings {
   /// invalid_subject before it is sent (the server would close the connection).
   int max_control_line = 4096;
   nats_options nats;
-  // TLS and credentials (also from NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_CREDS).
+  // TLS and credentials (also from NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_CREDS). TLS is
+  // required when `tls` is set or any server of the URL is tls://.
   bool tls = false;
   std::string tls_ca_file;
   std::string tls_cert_file;
@@ -57,6 +58,8 @@ struct settings {
   std::string password;
   std::string token;
   std::string creds_file;
+  std::string nkey;           ///< the user's nkey public key ("U..."); needs nkey_seed_file
+  std::string nkey_seed_file; ///< file holding the user's nkey seed ("SU..."), a secret
   std::string log_level = "info";
   /// "host:port" the Prometheus endpoint (GET /metrics) listens on; empty: no endpoint.
   std::string metrics_listen;

@@ -1,8 +1,13 @@
 #include "nats/options.hpp"
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <mutex>
+#include <strings.h>
 
 #include "base/time.hpp"
+#include "messages/errors.hpp"
 
 namespace natsvisor {
 
@@ -42,7 +47,9 @@ natsStatus configure_options(natsOptions* opts, const std::vector<std::string>& 
     s = natsOptions_SetToken(opts, cfg.token.c_str());
   if (s == NATS_OK && !cfg.creds_file.empty())
     s = natsOptions_SetUserCredentialsFromFiles(opts, cfg.creds_file.c_str(), nullptr);
-  if (s == NATS_OK && cfg.tls)
+  if (s == NATS_OK && !cfg.nkey.empty())
+    s = natsOptions_SetNKeyFromSeed(opts, cfg.nkey.c_str(), cfg.nkey_seed_file.c_str());
+  if (s == NATS_OK && requires_tls(servers, cfg))
     s = natsOptions_SetSecure(opts, true);
   if (s == NATS_OK && !cfg.tls_ca_file.empty())
     s = natsOptions_LoadCATrustedCertificates(opts, cfg.tls_ca_file.c_str());
@@ -50,6 +57,34 @@ natsStatus configure_options(natsOptions* opts, const std::vector<std::string>& 
     s = natsOptions_LoadCertificatesChain(opts, cfg.tls_cert_file.c_str(),
                                           cfg.tls_key_file.c_str());
   return s;
+}
+
+bool requires_tls(const std::vector<std::string>& servers, const settings& cfg) {
+  if (cfg.tls)
+    return true;
+  for (auto& server : servers)
+    if (server.size() >= 6 && ::strncasecmp(server.c_str(), "tls://", 6) == 0)
+      return true;
+  return false;
+}
+
+bool may_use_tls(const std::vector<std::string>& servers, const settings& cfg) {
+  return requires_tls(servers, cfg) || !cfg.tls_ca_file.empty() || !cfg.tls_cert_file.empty();
+}
+
+caf::error check_credential_files(const settings& cfg, const std::string& url) {
+  for (auto [key, path] : {std::pair{"creds_file", &cfg.creds_file},
+                           std::pair{"nkey_seed_file", &cfg.nkey_seed_file}}) {
+    if (path->empty())
+      continue;
+    // Opened (not just stat'ed): an unreadable file fails here the way nats.c would fail later.
+    std::ifstream file{*path};
+    if (!file)
+      return make_error(
+        errc::invalid_config,
+        std::string{key} + " '" + *path + "' cannot be read: " + std::strerror(errno), url);
+  }
+  return caf::none;
 }
 
 std::string connection_name(const std::string& app_name, uint32_t slot, uint64_t generation) {

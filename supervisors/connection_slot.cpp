@@ -81,7 +81,8 @@ void connection_slot::on(const slot_event::child_down& ev) {
   if (state_ == connection_state::connected) // failed without a disconnect first (a crash)
     history_.record_down(ev.now, policy_);
   last_error_ = ev.detail;
-  auto d = decide(policy_, history_, ev.kind, ev.detail, ev.now, ev.draw);
+  auto kind = classify(ev.code);
+  auto d = decide(policy_, history_, kind, ev.detail, ev.now, ev.draw);
   if (auto* r = std::get_if<decision::restart_after>(&d)) {
     history_.record_restart(ev.now, policy_);
     enter(connection_state::restarting,
@@ -92,11 +93,11 @@ void connection_slot::on(const slot_event::child_down& ev) {
   }
   give_up_reason_ = std::get<decision::give_up>(d).reason;
   enter(connection_state::gave_up, give_up_reason_);
-  // A permanent failure's reason already is its error.
-  auto with_cause = ev.kind == failure_kind::permanent
-                      ? give_up_reason_
-                      : give_up_reason_ + "; last error: " + last_error_;
-  out_.emplace_back(slot_action::gave_up{std::move(with_cause)});
+  // A permanent failure's reason already is its error, and its code tells what to fix.
+  if (kind == failure_kind::permanent)
+    out_.emplace_back(slot_action::gave_up{give_up_reason_, ev.code});
+  else
+    out_.emplace_back(slot_action::gave_up{give_up_reason_ + "; last error: " + last_error_});
 }
 
 void connection_slot::on(const slot_event::timer& ev) {

@@ -64,11 +64,12 @@ struct reconnected {
 };
 
 /// The child of `generation` ended (nats.c gave up, the first connect failed, it crashed, or it
-/// stopped because it was asked to). `detail` says why, without URL; `draw` is a random number in
-/// [0, 1) for the restart jitter.
+/// stopped because it was asked to). `code` is the error it ended with (errc::none for a plain
+/// stop or a crash), sorted by `classify`; `detail` says why, without URL; `draw` is a random
+/// number in [0, 1) for the restart jitter.
 struct child_down {
   uint64_t generation;
-  failure_kind kind;
+  errc code;
   std::string detail;
   steady_time now;
   double draw;
@@ -119,10 +120,13 @@ struct notify {
 /// The slot became usable (connected): serve what waits for it.
 struct ready {};
 
-/// The slot gave up: fail what waits for it with errc::gave_up and `reason` (the limit that was
-/// hit and the last error). The supervisor escalates here if configured to.
+/// The slot gave up: fail what waits for it with `code` and `reason`. After a permanent failure
+/// the code is the failure's own (auth_failed, tls_failed, invalid_config, ...: the caller learns
+/// what to fix) and the reason is its detail; after a limit was hit the code is errc::gave_up and
+/// the reason names the limit and the last error. The supervisor escalates here if configured to.
 struct gave_up {
   std::string reason;
+  errc code = errc::gave_up;
 };
 
 /// A close completed: answer those who asked for it; requests still waiting for this slot fail.

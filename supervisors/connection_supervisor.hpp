@@ -68,6 +68,7 @@ struct url_entry {
   deadline_table<parked_request> parked;
   lease_pool<lease_waiter> pool;
   std::string gave_up_reason; ///< the URL gave up (until reset): requests fail at once
+  errc gave_up_code = errc::gave_up; ///< ... with this code (a permanent failure's own)
   bool closing = false;
   caf::error stop_reason; ///< while closing: what requests in flight are answered with
   std::vector<std::function<void()>> on_closed; ///< run once the close completed

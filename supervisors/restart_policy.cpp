@@ -23,6 +23,16 @@ std::string format_duration(caf::timespan x) {
 
 } // namespace
 
+failure_kind classify(errc code) {
+  switch (code) {
+    case errc::invalid_url:
+    case errc::invalid_config:
+    case errc::auth_failed:
+    case errc::tls_failed: return failure_kind::permanent;
+    default: return failure_kind::transient;
+  }
+}
+
 void failure_history::record_up(steady_time now) {
   up_since = now;
 }

@@ -9,6 +9,7 @@
 
 #include "base/time.hpp"
 #include "config/restart_policy.hpp"
+#include "messages/errors.hpp"
 
 /// The restart policy of the connection supervisor, kept free of actors,
 /// clocks and random number generators: the current time and the random draw
@@ -23,6 +24,13 @@ enum class failure_kind {
   /// Retrying cannot help, e.g. bad credentials or a malformed URL.
   permanent,
 };
+
+/// Pure: whether a child that ended with `code` may be cured by a restart. Bad input
+/// (invalid_url, invalid_config) and a refusal of the credentials or of TLS (auth_failed,
+/// tls_failed) are permanent: a fresh connection with the same configuration meets the same
+/// refusal, and each retry would only add one more authorization error at the server.
+/// Everything else (connect_failed, connection_closed, a crash, ...) is transient.
+failure_kind classify(errc code);
 
 /// What the supervisor remembers about one URL's failures.
 struct failure_history {

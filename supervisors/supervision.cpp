@@ -18,15 +18,6 @@ namespace natsvisor {
 
 namespace supervision {
 
-// The one place where a child's exit reason is sorted: bad input cannot be cured by restarting.
-failure_kind classify(const caf::error& reason) {
-  switch (code_of(reason)) {
-    case errc::invalid_url:
-    case errc::invalid_config: return failure_kind::permanent;
-    default: return failure_kind::transient;
-  }
-}
-
 std::string slot_name(uint32_t index) {
   return index == 0 ? std::string{"shared"} : "pool slot " + std::to_string(index);
 }
@@ -70,7 +61,7 @@ caf::expected<url_entry*> entry_for(self_ptr self, const std::string& url) {
 }
 
 caf::error gave_up_error(const url_entry& e) {
-  return make_error(errc::gave_up, e.gave_up_reason, e.url);
+  return make_error(e.gave_up_code, e.gave_up_reason, e.url);
 }
 
 // -- answering ----------------------------------------------------------------------------------
@@ -258,8 +249,12 @@ void notify(self_ptr self, url_entry& e, uint32_t index, const slot_action::noti
       log().warn("{} ({}) generation {}: {}", e.url, slot_name(index), gen, n.detail);
       break;
     case connection_state::gave_up:
-      log().error("giving up on {} ({}): {}; last error: {}", e.url, slot_name(index), n.detail,
-                  s.machine.last_error());
+      // A permanent failure's reason already is its last error.
+      if (n.detail.find(s.machine.last_error()) != std::string::npos)
+        log().error("giving up on {} ({}): {}", e.url, slot_name(index), n.detail);
+      else
+        log().error("giving up on {} ({}): {}; last error: {}", e.url, slot_name(index), n.detail,
+                    s.machine.last_error());
       break;
     default:
       log().info("{} ({}) generation {}: {}{}", e.url, slot_name(index), gen, to_string(n.state),
@@ -294,6 +289,7 @@ void act(self_ptr self, url_entry& e, uint32_t index, std::vector<slot_output> a
     } else if (auto* x = std::get_if<slot_action::gave_up>(&a)) {
       // The URL gives up as a whole: one slot's verdict holds for the same servers.
       e.gave_up_reason = x->reason;
+      e.gave_up_code = x->code;
       fail_parked(e, gave_up_error(e));
       fail_waiters(e, gave_up_error(e));
       if (self->state.cfg->escalate_on_give_up)
@@ -320,7 +316,7 @@ void child_ended(self_ptr self, url_entry& e, uint32_t index, uint64_t generatio
   auto draw = std::uniform_real_distribution<double>{0.0, 1.0}(self->state.rng);
   auto detail = reason ? describe(reason, false) : std::string{"connection actor stopped"};
   apply(self, e, index,
-        slot_event::child_down{generation, classify(reason), detail, steady_clock::now(), draw});
+        slot_event::child_down{generation, code_of(reason), detail, steady_clock::now(), draw});
 }
 
 // -- shutting down ------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ using namespace std::chrono_literals;
 
 using natsvisor::connection_slot;
 using natsvisor::connection_state;
-using natsvisor::failure_kind;
+using natsvisor::errc;
 using natsvisor::restart_policy;
 using natsvisor::slot_input;
 using natsvisor::slot_output;
@@ -43,6 +43,22 @@ std::string show(connection_state s) {
   return natsvisor::to_string(s);
 }
 
+// errors.cpp (to_string) is not part of the pure core: the codes these tests use, by name.
+std::string show(errc c) {
+  switch (c) {
+    case errc::none: return "none";
+    case errc::connect_failed: return "connect_failed";
+    case errc::connection_closed: return "connection_closed";
+    case errc::timeout: return "timeout";
+    case errc::gave_up: return "gave_up";
+    case errc::invalid_url: return "invalid_url";
+    case errc::invalid_config: return "invalid_config";
+    case errc::auth_failed: return "auth_failed";
+    case errc::tls_failed: return "tls_failed";
+    default: return "code " + std::to_string(static_cast<int>(c));
+  }
+}
+
 std::string show(caf::timespan d) {
   auto n = d.count();
   return n % 1'000'000 == 0 ? std::to_string(n / 1'000'000) + "ms" : std::to_string(n) + "ns";
@@ -61,7 +77,11 @@ std::string show(const slot_output& a) {
                                + (x.detail.empty() ? "" : " (" + x.detail + ")");
                       },
                       [](const act::ready&) { return std::string{"ready"}; },
-                      [](const act::gave_up& x) { return "gave_up (" + x.reason + ")"; },
+                      [](const act::gave_up& x) {
+                        // The code only where it is not the plain gave_up.
+                        auto code = x.code == errc::gave_up ? "" : show(x.code) + " ";
+                        return "gave_up " + code + "(" + x.reason + ")";
+                      },
                       [](const act::closed&) { return std::string{"closed"}; },
                     },
                     a);
@@ -96,8 +116,8 @@ struct driven_slot {
   std::string disconnect(uint64_t g) { return feed(ev::disconnected{g, now}); }
   std::string reconnect(uint64_t g) { return feed(ev::reconnected{g, now}); }
   std::string down(uint64_t g, const std::string& detail = "connection refused",
-                   failure_kind kind = failure_kind::transient) {
-    return feed(ev::child_down{g, kind, detail, now, 0.5});
+                   errc code = errc::connect_failed) {
+    return feed(ev::child_down{g, code, detail, now, 0.5});
   }
   std::string timer(uint64_t g) { return feed(ev::timer{g}); }
   std::string close() { return feed(ev::close{}); }
@@ -152,9 +172,9 @@ driven_slot slot_in(connection_state st) {
       REQUIRE(s.down(2) == restart_actions(2, 2, 4000, "connection refused"));
       break;
     case connection_state::gave_up:
-      REQUIRE(s.down(2, "bad url", failure_kind::permanent)
+      REQUIRE(s.down(2, "bad url", errc::invalid_url)
               == "notify gave_up (permanent failure: bad url); "
-                 "gave_up (permanent failure: bad url)");
+                 "gave_up invalid_url (permanent failure: bad url)");
       break;
     case connection_state::closing: REQUIRE(s.close() == "notify closing; stop 2"); break;
     case connection_state::closed:
@@ -326,13 +346,42 @@ TEST_CASE("a permanent failure gives up at once with its detail", "[slot]") {
       s.up(1);
       s.wait(1h);
     }
-    CHECK(s.down(1, "authorization violation", failure_kind::permanent)
-          == "notify gave_up (permanent failure: authorization violation); gave_up (permanent "
-             "failure: authorization violation)");
+    CHECK(s.down(1, "authorization violation", errc::auth_failed)
+          == "notify gave_up (permanent failure: authorization violation); gave_up auth_failed "
+             "(permanent failure: authorization violation)");
     CHECK(s.slot.state() == connection_state::gave_up);
     CHECK(s.slot.give_up_reason() == "permanent failure: authorization violation");
     CHECK(s.slot.restarts() == 0);
   }
+}
+
+TEST_CASE("refused credentials or TLS give up at once and hand their own code to the callers",
+          "[slot]") {
+  for (auto code : {errc::auth_failed, errc::tls_failed, errc::invalid_config}) {
+    INFO(show(code));
+    driven_slot s;
+    s.start();
+    auto out = s.slot.handle(ev::child_down{1, code, "Authorization Violation", s.now, 0.5});
+    REQUIRE(out.size() == 2);
+    auto* g = std::get_if<act::gave_up>(&out[1]);
+    REQUIRE(g);
+    CHECK(g->code == code);
+    CHECK(g->reason == "permanent failure: Authorization Violation");
+    CHECK(s.slot.state() == connection_state::gave_up);
+    CHECK(s.slot.restarts() == 0);
+    // Nothing is armed: the slot stays given up until a reset, however long one waits.
+    s.wait(1h);
+    CHECK(s.timer(1).empty());
+    CHECK(s.start().empty());
+  }
+  // A give-up after the limits stays the plain gave_up, with the last error in its reason.
+  auto p = exact_policy();
+  p.max_attempts = 0;
+  driven_slot s{p};
+  s.start();
+  auto out = s.slot.handle(ev::child_down{1, errc::connect_failed, "refused", s.now, 0.5});
+  REQUIRE(out.size() == 2);
+  CHECK(std::get<act::gave_up>(out[1]).code == errc::gave_up);
 }
 
 TEST_CASE("max_restarts within the window gives up although the episodes are short", "[slot]") {
@@ -450,7 +499,7 @@ TEST_CASE("events of stale generations are ignored in every state", "[slot]") {
       CHECK(s.disconnect(g).empty());
       CHECK(s.reconnect(g).empty());
       CHECK(s.down(g).empty());
-      CHECK(s.down(g, "auth", failure_kind::permanent).empty());
+      CHECK(s.down(g, "auth", errc::auth_failed).empty());
       if (g != 2) // timer 2 is the live restart timer in restarting
         CHECK(s.timer(g).empty());
       CHECK(observe(s.slot) == before);
@@ -542,7 +591,7 @@ TEST_CASE("a close in any state ends in closed exactly once", "[slot]") {
 TEST_CASE("a child that fails while closing still just closes", "[slot]") {
   auto s = slot_in(connection_state::connected);
   s.close();
-  CHECK(s.down(2, "authorization violation", failure_kind::permanent) == closed_actions);
+  CHECK(s.down(2, "authorization violation", errc::auth_failed) == closed_actions);
   CHECK(s.slot.last_error() == "connection refused"); // a stopping child's error is not kept
   CHECK(s.slot.give_up_reason().empty());
   CHECK(s.slot.history().attempt == 1);
@@ -595,7 +644,7 @@ TEST_CASE("reset revives a slot that gave up and clears its history", "[slot]") 
   driven_slot s;
   s.start();
   fail_and_restart(s, 1, 1, 2000);
-  s.down(2, "bad credentials", failure_kind::permanent);
+  s.down(2, "bad credentials", errc::auth_failed);
   REQUIRE(s.slot.state() == connection_state::gave_up);
   CHECK(s.reset() == spawn_actions(3));
   CHECK(s.slot.give_up_reason().empty());
@@ -650,6 +699,12 @@ std::string plural(int n, const char* one, const char* many) {
   return std::to_string(n) + (n == 1 ? one : many);
 }
 
+/// The model's own list (not the slot's classify): bad input, refused credentials or TLS.
+bool permanent(errc code) {
+  return code == errc::invalid_url || code == errc::invalid_config || code == errc::auth_failed
+         || code == errc::tls_failed;
+}
+
 /// How often the random sequences reached the cases worth reaching: each must be > 0.
 struct coverage {
   int restarts = 0;        ///< arm_restart
@@ -680,7 +735,7 @@ class random_run {
   void drain() {
     feed(ev::close{});
     if (!live_.empty())
-      feed(ev::child_down{*live_.begin(), failure_kind::transient, "stopped", now_, 0.5});
+      feed(ev::child_down{*live_.begin(), errc::none, "stopped", now_, 0.5});
     expect(slot_.state() == connection_state::closed, "the drained slot is not closed");
     expect(!slot_.child_alive() && live_.empty(), "a child outlived the drain");
     expect(!slot_.reopen_pending(), "a reopen outlived the drain");
@@ -734,10 +789,14 @@ class random_run {
       return ev::reconnected{some_child(), now_};
     if (r < 62) {
       auto g = some_child();
-      auto kind = chance(5) ? failure_kind::permanent : failure_kind::transient;
+      auto code
+        = chance(5)
+            ? pick({errc::auth_failed, errc::tls_failed, errc::invalid_url, errc::invalid_config})
+            : pick({errc::connect_failed, errc::connection_closed, errc::none, errc::timeout,
+                    errc::nats_error});
       auto detail = stopping_.count(g) ? std::string{"stopped"}
                                        : pick({"connection refused", "connection lost", ""});
-      return ev::child_down{g, kind, detail, now_,
+      return ev::child_down{g, code, detail, now_,
                             std::uniform_real_distribution<double>(0.0, 1.0)(rng_)};
     }
     if (r < 80) {
@@ -790,8 +849,8 @@ class random_run {
         [](const ev::disconnected& e) { return "disconnected " + std::to_string(e.generation); },
         [](const ev::reconnected& e) { return "reconnected " + std::to_string(e.generation); },
         [](const ev::child_down& e) {
-          return "child_down " + std::to_string(e.generation)
-                 + (e.kind == failure_kind::permanent ? " permanent" : "") + " '" + e.detail + "'";
+          return "child_down " + std::to_string(e.generation) + " " + show(e.code) + " '" + e.detail
+                 + "'";
         },
         [](const ev::timer& e) { return "timer " + std::to_string(e.generation); },
         [](const ev::close&) { return std::string{"close"}; },
@@ -824,8 +883,7 @@ class random_run {
   }
 
   void on_arm(const act::arm_restart& a, const ev::child_down* down) {
-    expect(down != nullptr && down->kind == failure_kind::transient,
-           "arm_restart without a transient failure");
+    expect(down != nullptr && !permanent(down->code), "arm_restart without a transient failure");
     expect(model_.attempt < p_.max_attempts && restarts_in_window() < p_.max_restarts,
            "restarted although a limit was reached");
     int attempt = model_.attempt + 1;
@@ -851,7 +909,7 @@ class random_run {
       return;
     }
     std::string reason;
-    if (down->kind == failure_kind::permanent) {
+    if (permanent(down->code)) {
       reason = "permanent failure" + (down->detail.empty() ? "" : ": " + down->detail);
       ++cov_.permanent;
     } else if (model_.attempt >= p_.max_attempts) {
@@ -864,9 +922,11 @@ class random_run {
     expect(!reason.empty(), "gave up although the model restarts");
     expect(slot_.give_up_reason() == reason,
            "reason '" + slot_.give_up_reason() + "', expected '" + reason + "'");
-    auto cause = down->kind == failure_kind::permanent ? reason
-                                                       : reason + "; last error: " + down->detail;
+    auto cause = permanent(down->code) ? reason : reason + "; last error: " + down->detail;
     expect(g.reason == cause, "gave_up says: " + g.reason);
+    // Callers learn what to fix: a refused credential is auth_failed, not a generic gave_up.
+    auto code = permanent(down->code) ? down->code : errc::gave_up;
+    expect(g.code == code, "gave_up with code " + show(g.code) + ", expected " + show(code));
   }
 
   /// Whether event `in` may move the slot from `from` to `to`; `g` is the generation before it.

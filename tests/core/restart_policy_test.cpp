@@ -218,6 +218,23 @@ TEST_CASE("a permanent failure gives up immediately with its detail", "[policy]"
   CHECK(expect_give_up(decide(p, h, failure_kind::permanent, "", t0, 0.5)) == "permanent failure");
 }
 
+TEST_CASE("refused credentials and TLS are permanent like bad input and nothing else is",
+          "[policy]") {
+  using natsvisor::classify;
+  using natsvisor::errc;
+  for (auto code : {errc::auth_failed, errc::tls_failed, errc::invalid_url, errc::invalid_config})
+    CHECK(classify(code) == failure_kind::permanent);
+  // Every other code, including none (a crash or a plain stop), is worth a restart.
+  for (int i = 0; i <= static_cast<int>(errc::dropped); ++i) {
+    auto code = static_cast<errc>(i);
+    if (code == errc::auth_failed || code == errc::tls_failed || code == errc::invalid_url
+        || code == errc::invalid_config)
+      continue;
+    INFO("code " << i);
+    CHECK(classify(code) == failure_kind::transient);
+  }
+}
+
 TEST_CASE("a permanent failure gives up even when a stable connection ended "
           "the episode",
           "[policy]") {
