@@ -391,9 +391,9 @@ void fail(self_ptr self, errc code, const std::string& what) {
 // Closes on request (close_connection, shutdown, or after a failure): everything in flight is
 // answered with `err`, the connection is closed (joining nats.c's threads, on this detached
 // actor's own thread), and the actor quits.
-void stop(self_ptr self, const caf::error& err) {
+void stop(self_ptr self, const caf::error& err, bool bounce = false) {
   auto& st = self->state;
-  drain_pending(self, err, false);
+  drain_pending(self, err, bounce);
   if (st.core && !st.core->closed.exchange(true)) {
     send_stats(self);
     natsConnection_Close(st.core->nc);
@@ -412,8 +412,12 @@ caf::message_handler common(self_ptr self) {
     },
     [self](lame_duck_atom) {
       log().warn("server of {} entered lame duck mode", self->state.url);
-      self->send(self->state.supervisor, conn_event_atom_v, self->state.generation,
-                 connection_state::connected, std::string{"server in lame duck mode"});
+      self->send(self->state.supervisor, lame_duck_atom_v, self->state.generation);
+    },
+    [self](retire_atom) {
+      // Replaced by the next generation (make before break): requests in flight go back to the
+      // supervisor, which serves them on the replacement, then the connection closes.
+      stop(self, make_error(errc::connection_closed, "replaced", self->state.url), true);
     },
     [self](stats_atom) { return self->state.core ? read_stats(self) : traffic{}; },
     [self](req_to_atom) {

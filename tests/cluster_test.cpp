@@ -6,6 +6,7 @@
 #include <atomic>
 #include <future>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <set>
 
@@ -39,7 +40,7 @@ struct raw_connection {
     REQUIRE(natsOptions_SetServers(opts, raw.data(), static_cast<int>(raw.size())) == NATS_OK);
     natsOptions_SetNoRandomize(opts, true);
     natsOptions_SetName(opts, name);
-    natsOptions_SetMaxReconnect(opts, 100);
+    natsOptions_SetMaxReconnect(opts, 100000); // a node may be gone for a minute
     natsOptions_SetReconnectWait(opts, 100);
     natsOptions_SetTimeout(opts, 2000);
     auto s = natsConnection_Connect(&nc, opts);
@@ -280,4 +281,99 @@ TEST_CASE("JetStream publishes while the stream elects a new leader are retried 
     INFO("code " << to_string(kv.first));
     CHECK((kv.first == errc::none || kv.first == errc::unavailable || kv.first == errc::timeout));
   }
+}
+
+TEST_CASE("a rolling restart with lame duck mode loses no core message of a natsvisor subscriber",
+          "[cluster][lame-duck]") {
+  nats_cluster c;
+  service_fixture f{fast_settings(c.url())};
+
+  // The subscriber counts every payload (a sequence number) it receives.
+  std::mutex mx;
+  std::map<int, int> received;
+  std::atomic<int> warmups{0};
+  auto subscriber = f.sys.spawn([&](caf::event_based_actor*) -> caf::behavior {
+    return {[&](const nats_message& m) {
+      if (m.payload == "warm-up") {
+        ++warmups;
+        return;
+      }
+      std::lock_guard<std::mutex> guard{mx};
+      ++received[std::stoi(m.payload)];
+    }};
+  });
+  REQUIRE(f.svc->subscribe("roll.x", subscriber));
+
+  // An independent publisher: one raw nats.c connection per node, each bound to its node only;
+  // it publishes on a node that is not being rolled (`target`), at a steady rate.
+  std::vector<std::unique_ptr<raw_connection>> pubs;
+  for (size_t i = 0; i < c.size(); ++i)
+    pubs.push_back(std::make_unique<raw_connection>(c.node(i).url(), "test-publisher"));
+  // The subscription is confirmed by natsvisor's node; the publisher's node learns of it over
+  // a route a little later. Publishing starts once a message from there arrives.
+  REQUIRE(eventually([&] {
+    natsConnection_PublishString(pubs[1]->nc, "roll.x", "warm-up");
+    natsConnection_FlushTimeout(pubs[1]->nc, 1000);
+    return warmups > 0;
+  }));
+  std::atomic<size_t> target{1};
+  std::atomic<bool> stop{false};
+  std::atomic<int> sent{0};
+  auto publisher = std::async(std::launch::async, [&] {
+    caf::scoped_actor self{f.sys};
+    int n = 0;
+    for (; !stop; n = ++sent) {
+      auto payload = std::to_string(n);
+      if (natsConnection_PublishString(pubs[target]->nc, "roll.x", payload.c_str()) != NATS_OK)
+        return -1 - n; // never expected: the target node is up
+      pace(self, 1ms);
+    }
+    return n;
+  });
+  auto count = [&] {
+    std::lock_guard<std::mutex> guard{mx};
+    return received.size();
+  };
+  REQUIRE(eventually([&] { return count() >= 100; }));
+
+  for (size_t i = 0; i < c.size(); ++i) {
+    auto next = (i + 1) % c.size();
+    INFO("rolling node " << i << ", publishing on node " << next);
+    REQUIRE(eventually(
+      [&] { return natsConnection_Status(pubs[next]->nc) == NATS_CONN_STATUS_CONNECTED; }, 30s));
+    target = next;
+    auto on = natsvisor_node(c, f);
+    auto sent_before = sent.load();
+    c.lame_duck(i);
+    REQUIRE(c.wait_exit(i, 60s));
+    c.start(i);
+    REQUIRE(c.wait_formed(30s));
+    WARN("node " << i << " rolled; natsvisor was on node " << (on ? std::to_string(*on) : "?")
+                 << ", is now on node "
+                 << (natsvisor_node(c, f) ? std::to_string(*natsvisor_node(c, f)) : "?")
+                 << "; published " << sent_before << " before lame duck mode, " << sent.load()
+                 << " once it rejoined");
+  }
+  stop = true;
+  auto published = publisher.get();
+  REQUIRE(published > 0);
+  for (auto& p : pubs)
+    REQUIRE(natsConnection_FlushTimeout(p->nc, 5000) == NATS_OK);
+  eventually([&] { return count() >= static_cast<size_t>(published); }, 10s);
+  std::lock_guard<std::mutex> guard{mx};
+  int missing = 0;
+  int duplicates = 0;
+  std::string first_missing;
+  for (int n = 0; n < published; ++n) {
+    auto it = received.find(n);
+    missing += it == received.end();
+    if (it == received.end() && missing <= 10)
+      first_missing += std::to_string(n) + " ";
+    duplicates += it == received.end() ? 0 : it->second - 1;
+  }
+  WARN("rolling restart: published " << published << ", received " << received.size()
+                                     << " distinct, missing " << missing << ", duplicates "
+                                     << duplicates << "; first missing: " << first_missing);
+  CHECK(missing == 0);
+  caf::anon_send_exit(subscriber, caf::exit_reason::user_shutdown);
 }
