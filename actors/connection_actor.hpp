@@ -85,7 +85,8 @@ using connection_actor_type = caf::stateful_actor<connection_actor_state>;
 /// connected (the shared connection after a non-blocking JetStream check); (conn_evt,
 /// generation, state, detail) when nats.c loses or regains the server; (stats, generation,
 /// traffic) at the end of the generation; (conn_down, generation, error) when nats.c
-/// closed the connection for good or the first connect failed. From then on it serves nothing:
+/// closed the connection for good or the first connect failed; (lame_duck, generation) when its
+/// server entered lame duck mode. From then on it serves nothing:
 /// each message-path request still in flight or arriving is handed back to the supervisor as
 /// (bounce, key, request), with the requester's promise, to be parked for the next
 /// connection, until the supervisor sends (stop_conn, error).
@@ -94,7 +95,8 @@ using connection_actor_type = caf::stateful_actor<connection_actor_state>;
 /// (pub, outgoing), (pub, vector<outgoing>), (pub, packed_batch); (req, outgoing, timeout) ->
 /// nats_message; (js_pub, outgoing, timeout) -> js_ack; (sub, id, subject, queue, subscriber) ->
 /// id once the server has the subscription; (unsub, id); (stop_conn, error): answers everything in
-/// flight with the error, closes the connection, quits.
+/// flight with the error, closes the connection, quits; (retire): replaced by the next
+/// generation, hands what is in flight back to the supervisor (as a bounce), closes, quits.
 ///
 /// `slot` only names the connection at the server (see nats/options.hpp's connection_name).
 caf::behavior connection_actor(connection_actor_type* self, std::string key, uint64_t generation,

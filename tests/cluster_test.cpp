@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <map>
@@ -126,6 +127,29 @@ struct publish_record {
 };
 
 } // namespace
+
+TEST_CASE("the cluster fixture forms and re-forms after a node is killed or paused",
+          "[cluster][fixture]") {
+  nats_cluster c;
+  auto url = c.url();
+  CHECK(std::count(url.begin(), url.end(), ',') == 2);
+  auto leader = c.index_of(c.meta_leader(0));
+  REQUIRE(leader);
+  for (size_t i = 0; i < c.size(); ++i)
+    CHECK(c.meta_leader(i) == nats_cluster::name(*leader));
+  c.kill(*leader);
+  REQUIRE(c.wait_formed());
+  auto other = (*leader + 1) % c.size();
+  CHECK(c.meta_leader(other) != nats_cluster::name(*leader)); // a new meta leader was elected
+  c.start(*leader);
+  REQUIRE(c.wait_formed());
+  CHECK(c.meta_leader(*leader) == c.meta_leader(other));
+  c.pause(other);
+  CHECK(c.wait_formed()); // the two others still form a cluster
+  c.resume(other);
+  REQUIRE(c.wait_formed());
+  CHECK_FALSE(c.meta_leader(other).empty());
+}
 
 TEST_CASE("killing the node natsvisor uses fails over with subscriptions and without losing or "
           "duplicating an acknowledged JetStream message",

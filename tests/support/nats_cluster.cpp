@@ -31,7 +31,7 @@ int num_routes(int monitor_port) {
 
 } // namespace
 
-nats_cluster::nats_cluster(size_t nodes) {
+nats_cluster::nats_cluster(size_t nodes) : paused_(nodes, false) {
   std::vector<int> route_ports;
   while (route_ports.size() < nodes) {
     // Distinct ports: the kernel may hand out the same free port twice before any is bound.
@@ -64,10 +64,12 @@ std::optional<size_t> nats_cluster::index_of(const std::string& server_name) con
 
 void nats_cluster::pause(size_t i) {
   ::kill(pid(i), SIGSTOP);
+  paused_.at(i) = true;
 }
 
 void nats_cluster::resume(size_t i) {
   ::kill(pid(i), SIGCONT);
+  paused_.at(i) = false;
 }
 
 void nats_cluster::lame_duck(size_t i) {
@@ -87,7 +89,7 @@ bool nats_cluster::wait_formed(std::chrono::milliseconds deadline) {
     [this] {
       std::vector<size_t> up;
       for (size_t i = 0; i < nodes_.size(); ++i)
-        if (nodes_[i]->running())
+        if (this->up(i))
           up.push_back(i);
       std::string leader;
       for (auto i : up) {
@@ -95,7 +97,7 @@ bool nats_cluster::wait_formed(std::chrono::milliseconds deadline) {
           return false;
         auto l = meta_leader(i);
         auto li = index_of(l);
-        if (!li || !nodes_[*li]->running() || (!leader.empty() && l != leader))
+        if (!li || !this->up(*li) || (!leader.empty() && l != leader))
           return false;
         leader = l;
       }
@@ -106,7 +108,7 @@ bool nats_cluster::wait_formed(std::chrono::milliseconds deadline) {
 
 std::optional<size_t> nats_cluster::node_of_client(const std::string& client_name) const {
   for (size_t i = 0; i < nodes_.size(); ++i) {
-    if (!nodes_[i]->running())
+    if (!up(i))
       continue;
     if (auto conns = connz(nodes_[i]->monitor_port()))
       for (auto& c : *conns)

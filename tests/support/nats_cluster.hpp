@@ -39,11 +39,15 @@ class nats_cluster {
   /// The index of a server name, or nothing.
   std::optional<size_t> index_of(const std::string& server_name) const;
 
-  void kill(size_t i) { node(i).kill(); }
+  void kill(size_t i) {
+    node(i).kill();
+    paused_.at(i) = false;
+  }
   /// Starts node i again (same ports and store); waits only for its client port. Follow it with
   /// wait_formed() to wait until it rejoined.
   void start(size_t i) { node(i).start(); }
-  /// SIGSTOP / SIGCONT: a hung node, whose sockets stay open.
+  /// SIGSTOP / SIGCONT: a hung node, whose sockets stay open. A paused node counts as down for
+  /// wait_formed and node_of_client (its monitoring port cannot answer either).
   void pause(size_t i);
   void resume(size_t i);
   /// SIGUSR2: lame duck mode (the node stops accepting clients, tells its clients, closes them
@@ -68,7 +72,10 @@ class nats_cluster {
   bool wait_exit(size_t i, std::chrono::milliseconds deadline);
 
  private:
+  bool up(size_t i) const { return nodes_[i]->running() && !paused_[i]; }
+
   std::vector<std::unique_ptr<nats_server>> nodes_;
+  std::vector<bool> paused_;
 };
 
 } // namespace natsvisor::testing
