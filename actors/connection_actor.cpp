@@ -191,6 +191,10 @@ void settle_unanswered(self_ptr self, pending_request p, std::optional<bool> str
 // stream captures the subject (answered as a js_lookup); after that the answer is known.
 void publish_unanswered(self_ptr self, pending_request p) {
   auto& st = self->state;
+  if (!st.js_problem.empty()) { // no JetStream here: nothing to wait for
+    detail::deliver_error(p.promise, make_error(errc::jetstream_unavailable, st.js_problem, st.url));
+    return;
+  }
   auto left = p.deadline - steady_clock::now();
   if (p.looked_up || left <= caf::timespan{0}) {
     settle_unanswered(self, std::move(p), std::nullopt); // exists or unknown: the same verdict
@@ -323,6 +327,7 @@ caf::behavior failed(self_ptr self);
 // (empty: available, or no answer in time, and then its own calls report).
 void announce_up(self_ptr self, std::string js_problem) {
   auto& st = self->state;
+  st.js_problem = js_problem;
   jetstream_handle js_handle;
   if (st.role == connection_role::shared) {
     jsCtx* js = nullptr;

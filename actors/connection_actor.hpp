@@ -60,6 +60,7 @@ struct connection_actor_state {
   std::string last_async_error;
   bool connected = false; ///< as nats.c's callbacks last said: no nats.c lock needed to know
   bool failed = false;    ///< nats.c closed the connection for good; requests go back
+  std::string js_problem; ///< why JetStream is unavailable, as the check at connect found
 
   // The message path: requests share one reply subscription ("<inbox>.<token>"), so no request
   // ever blocks this actor and any number (up to max_in_flight) can be in flight.
