@@ -369,6 +369,21 @@ TEST_CASE("a rolling restart with lame duck mode loses no core message of a nats
     auto on = natsvisor_node(c, f);
     auto sent_before = sent.load();
     c.lame_duck(i);
+    if (on == i) {
+      // Moved before the server closes its clients (after its 10 s grace period).
+      auto ldm_at = clock_type::now();
+      CHECK(eventually(
+        [&] {
+          auto now_on = natsvisor_node(c, f);
+          return now_on && *now_on != i;
+        },
+        8s));
+      WARN("moved off node " << i << " "
+                             << std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  clock_type::now() - ldm_at)
+                                  .count()
+                             << " ms after lame duck mode began");
+    }
     REQUIRE(c.wait_exit(i, 60s));
     c.start(i);
     REQUIRE(c.wait_formed(30s));
