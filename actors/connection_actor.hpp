@@ -34,11 +34,15 @@ struct pending_request {
     health,     ///< a health check: the round trip through the own inbox
     subscribed, ///< a subscribe: the round trip after the SUB, so the server has it
     js_check,   ///< internal: whether JetStream serves this account
+    js_lookup,  ///< a JetStream publish answered "no responders": does a stream capture it?
+    js_retry,   ///< a JetStream publish waiting to be sent again (its table deadline: when)
   } kind;
   caf::response_promise promise;
-  caf::message retry; ///< reply/js_ack: the request, to park it again if the connection fails
+  caf::message retry; ///< reply/js_*: the request, to park it again if the connection fails
   steady_time started;
   uint64_t id = 0; ///< subscribed: the subscription's id
+  steady_time deadline{};  ///< js_*: when the publish must be answered
+  bool looked_up = false;  ///< js_*: a stream captures the subject, or that cannot be known
 };
 
 /// State of the actor that owns one natsConnection (one URL slot, one generation).
@@ -58,6 +62,7 @@ struct connection_actor_state {
   bool auth_refused = false;
   bool connected = false; ///< as nats.c's callbacks last said: no nats.c lock needed to know
   bool failed = false;    ///< nats.c closed the connection for good; requests go back
+  std::string js_problem; ///< why JetStream is unavailable, as the check at connect found
 
   // The message path: requests share one reply subscription ("<inbox>.<token>"), so no request
   // ever blocks this actor and any number (up to max_in_flight) can be in flight.
@@ -83,7 +88,8 @@ using connection_actor_type = caf::stateful_actor<connection_actor_state>;
 /// connected (the shared connection after a non-blocking JetStream check); (conn_evt,
 /// generation, state, detail) when nats.c loses or regains the server; (stats, generation,
 /// traffic) at the end of the generation; (conn_down, generation, error) when nats.c
-/// closed the connection for good or the first connect failed. From then on it serves nothing:
+/// closed the connection for good or the first connect failed; (lame_duck, generation) when its
+/// server entered lame duck mode. From then on it serves nothing:
 /// each message-path request still in flight or arriving is handed back to the supervisor as
 /// (bounce, key, request), with the requester's promise, to be parked for the next
 /// connection, until the supervisor sends (stop_conn, error).
@@ -92,7 +98,8 @@ using connection_actor_type = caf::stateful_actor<connection_actor_state>;
 /// (pub, outgoing), (pub, vector<outgoing>), (pub, packed_batch); (req, outgoing, timeout) ->
 /// nats_message; (js_pub, outgoing, timeout) -> js_ack; (sub, id, subject, queue, subscriber) ->
 /// id once the server has the subscription; (unsub, id); (stop_conn, error): answers everything in
-/// flight with the error, closes the connection, quits.
+/// flight with the error, closes the connection, quits; (retire): replaced by the next
+/// generation, hands what is in flight back to the supervisor (as a bounce), closes, quits.
 ///
 /// `slot` only names the connection at the server (see nats/options.hpp's connection_name).
 caf::behavior connection_actor(connection_actor_type* self, std::string key, uint64_t generation,

@@ -73,6 +73,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(natsvisor, caf::first_custom_type_id)
 
   // Supervisor -> connection actor: close the connection, answer what is in flight with the error.
   CAF_ADD_ATOM(natsvisor, natsvisor, stop_conn_atom, "stop_conn")
+  // Supervisor -> a replaced connection actor: hand back what is in flight, close, quit.
+  CAF_ADD_ATOM(natsvisor, natsvisor, retire_atom, "retire")
 
   // nats.c callbacks -> connection actor.
   CAF_ADD_ATOM(natsvisor, natsvisor, connected_atom, "connected")

@@ -5,7 +5,17 @@
 namespace natsvisor {
 
 connection_slot::connection_slot(restart_policy policy, uint64_t last_generation)
-  : policy_(std::move(policy)), generation_(last_generation) {}
+  : policy_(std::move(policy)), generation_(last_generation), spawned_(last_generation) {}
+
+bool connection_slot::alive(uint64_t generation) const noexcept {
+  return generation != 0
+         && (current(generation) || generation == next_ || generation == retiring_);
+}
+
+int connection_slot::live_children() const noexcept {
+  return static_cast<int>(child_alive_) + static_cast<int>(next_ != 0)
+         + static_cast<int>(retiring_ != 0);
+}
 
 bool connection_slot::usable() const noexcept {
   return state_ == connection_state::connected || state_ == connection_state::reconnecting;
@@ -27,8 +37,9 @@ void connection_slot::enter(connection_state s, std::string detail) {
 }
 
 void connection_slot::spawn_next() {
-  ++generation_;
+  generation_ = ++spawned_;
   child_alive_ = true;
+  moving_ = false;
   out_.emplace_back(slot_action::spawn{generation_});
   enter(connection_state::connecting);
 }
@@ -42,6 +53,11 @@ void connection_slot::on(const slot_event::start&) {
 }
 
 void connection_slot::on(const slot_event::child_up& ev) {
+  if (next_ != 0 && ev.generation == next_) {
+    if (state_ != connection_state::closing && !std::exchange(next_up_, true))
+      out_.emplace_back(slot_action::move{next_});
+    return;
+  }
   if (!current(ev.generation) || state_ != connection_state::connecting)
     return;
   history_.record_up(ev.now);
@@ -64,23 +80,57 @@ void connection_slot::on(const slot_event::reconnected& ev) {
   out_.emplace_back(slot_action::ready{});
 }
 
+void connection_slot::closed_if_done(steady_time now) {
+  // A retiring child was stopped already: the close does not wait for it.
+  if (state_ != connection_state::closing || child_alive_ || next_ != 0)
+    return;
+  // A slot closed while connected stops being up here: credit (or not) its up period now, or
+  // the first failure after a reopen would count the time spent closed as time up.
+  history_.record_down(now, policy_);
+  enter(connection_state::closed, "closed on request");
+  out_.emplace_back(slot_action::closed{});
+  if (std::exchange(reopen_, false))
+    spawn_next();
+}
+
 void connection_slot::on(const slot_event::child_down& ev) {
+  if (ev.generation != 0 && ev.generation == retiring_) {
+    retiring_ = 0; // replaced and done
+    return;
+  }
+  if (ev.generation != 0 && ev.generation == next_) {
+    // The replacement failed before it served: the old child serves on (nats.c reconnects it
+    // when its server closes it).
+    next_ = 0;
+    next_up_ = false;
+    closed_if_done(ev.now);
+    return;
+  }
   if (!current(ev.generation))
     return;
   child_alive_ = false;
+  moving_ = false;
   if (state_ == connection_state::closing) {
-    // A slot closed while connected stops being up here: credit (or not) its up period now, or
-    // the first failure after a reopen would count the time spent closed as time up.
-    history_.record_down(ev.now, policy_);
-    enter(connection_state::closed, "closed on request");
-    out_.emplace_back(slot_action::closed{});
-    if (std::exchange(reopen_, false))
-      spawn_next();
+    closed_if_done(ev.now);
     return;
   }
   if (state_ == connection_state::connected) // failed without a disconnect first (a crash)
     history_.record_down(ev.now, policy_);
   last_error_ = ev.detail;
+  if (next_ != 0) {
+    // The replacement is there already: it takes over, no restart needed. Connected once its
+    // subscriptions moved (if it is up), or once it is up.
+    generation_ = std::exchange(next_, 0);
+    child_alive_ = true;
+    bool up = std::exchange(next_up_, false);
+    out_.emplace_back(slot_action::take_over{generation_});
+    enter(connection_state::connecting,
+          "replacement generation " + std::to_string(generation_) + " takes over after: "
+            + ev.detail);
+    if (up)
+      moving_ = true;
+    return;
+  }
   auto kind = classify(ev.code);
   auto d = decide(policy_, history_, kind, ev.detail, ev.now, ev.draw);
   if (auto* r = std::get_if<decision::restart_after>(&d)) {
@@ -115,6 +165,8 @@ void connection_slot::on(const slot_event::close&) {
     case connection_state::reconnecting:
       enter(connection_state::closing);
       out_.emplace_back(slot_action::stop{generation_});
+      if (next_ != 0)
+        out_.emplace_back(slot_action::stop{next_});
       break;
     case connection_state::closing:
       reopen_ = false; // the latest word is "closed"
@@ -134,6 +186,40 @@ void connection_slot::on(const slot_event::reset&) {
   if (state_ == connection_state::gave_up) {
     give_up_reason_.clear();
     spawn_next();
+  }
+}
+
+void connection_slot::on(const slot_event::lame_duck& ev) {
+  // One replacement at a time, and only while at most one other child lives.
+  if (!current(ev.generation) || next_ != 0 || retiring_ != 0)
+    return;
+  if (state_ != connection_state::connected && state_ != connection_state::reconnecting)
+    return;
+  next_ = ++spawned_;
+  next_up_ = false;
+  out_.emplace_back(slot_action::replace{generation_, next_});
+}
+
+void connection_slot::on(const slot_event::moved& ev) {
+  if (next_ != 0 && ev.generation == next_ && next_up_ && state_ != connection_state::closing) {
+    retiring_ = generation_;
+    generation_ = std::exchange(next_, 0);
+    next_up_ = false;
+    out_.emplace_back(slot_action::switch_over{retiring_, generation_});
+    if (state_ == connection_state::reconnecting) { // the new child is connected
+      history_.record_up(ev.now);
+      enter(connection_state::connected,
+            "generation " + std::to_string(generation_) + " replaced "
+              + std::to_string(retiring_));
+    }
+    return;
+  }
+  // A replacement that took over while its subscriptions were moving: now it is ready.
+  if (current(ev.generation) && state_ == connection_state::connecting && moving_) {
+    moving_ = false;
+    history_.record_up(ev.now);
+    enter(connection_state::connected);
+    out_.emplace_back(slot_action::ready{});
   }
 }
 

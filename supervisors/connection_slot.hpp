@@ -19,8 +19,15 @@
 //     │ (a child   └── close (no child: restarting or gave_up) ◄────────── │ gave_up │ ─ reset ─►
 //     │  is alive)                                                         └─────────┘ connecting
 //
-// - At most one child is alive at any time; a child is identified by its generation, and events
-//   of any other generation are stale and ignored.
+// - A child is identified by its generation; events of a generation the slot does not know alive
+//   are stale and ignored. At most one child serves (`generation()`); besides it, at most one
+//   more is alive: a replacement being prepared, or an old one retiring.
+// - Make before break (lame duck): when the serving child's server enters lame duck mode, a
+//   replacement is spawned beside it while the old one keeps serving; once the replacement is
+//   up its subscriptions are moved to it (`move`, confirmed by `moved`), then it serves and the
+//   old one is retired (`switch_over`). If the replacement fails first, the old one serves on
+//   (nats.c reconnects it when the server closes it); if the old one fails first, the
+//   replacement takes over as if it were a restart that needed no delay.
 // - A close always completes: with a live child it stops it and ends at its child_down; without
 //   one it ends at once. A `start` that arrives while closing is remembered and honoured after
 //   the close completed (close first, then a fresh connection), so the close is never stranded.
@@ -80,6 +87,17 @@ struct timer {
   uint64_t generation;
 };
 
+/// The server of `generation` entered lame duck mode: it will close the connection soon.
+struct lame_duck {
+  uint64_t generation;
+};
+
+/// Every message-path subscription is made and confirmed on the replacement `generation`.
+struct moved {
+  uint64_t generation;
+  steady_time now;
+};
+
 /// Close the slot (close_connection, shutdown).
 struct close {};
 
@@ -90,7 +108,8 @@ struct reset {};
 
 using slot_input = std::variant<slot_event::start, slot_event::child_up, slot_event::disconnected,
                                 slot_event::reconnected, slot_event::child_down,
-                                slot_event::timer, slot_event::close, slot_event::reset>;
+                                slot_event::timer, slot_event::close, slot_event::reset,
+                                slot_event::lame_duck, slot_event::moved>;
 
 namespace slot_action {
 
@@ -132,11 +151,38 @@ struct gave_up {
 /// A close completed: answer those who asked for it; requests still waiting for this slot fail.
 struct closed {};
 
+/// Spawn a connection actor for `next` beside `old`, which keeps serving meanwhile.
+struct replace {
+  uint64_t old;
+  uint64_t next;
+};
+
+/// Make every message-path subscription on the child of `generation`, then feed
+/// slot_event::moved once the server confirmed each (or the child answered no more).
+struct move {
+  uint64_t generation;
+};
+
+/// The child of `next` serves the message path from now on; the child of `old` is retired:
+/// what it has in flight goes back to be served by `next`, then it closes and stops.
+struct switch_over {
+  uint64_t old;
+  uint64_t next;
+};
+
+/// The serving child failed while its replacement `generation` was prepared: the replacement
+/// is the slot's child from now on (the slot reports connected once it is up and has the
+/// subscriptions).
+struct take_over {
+  uint64_t generation;
+};
+
 } // namespace slot_action
 
 using slot_output = std::variant<slot_action::spawn, slot_action::stop, slot_action::arm_restart,
                                  slot_action::notify, slot_action::ready, slot_action::gave_up,
-                                 slot_action::closed>;
+                                 slot_action::closed, slot_action::replace, slot_action::move,
+                                 slot_action::switch_over, slot_action::take_over>;
 
 class connection_slot {
  public:
@@ -149,11 +195,26 @@ class connection_slot {
 
   connection_state state() const noexcept { return state_; }
 
-  /// The generation of the current child, or of the last one.
+  /// The generation of the current (serving) child, or of the last one.
   uint64_t generation() const noexcept { return generation_; }
+
+  /// The last generation spawned: generation(), or a replacement prepared or failed.
+  uint64_t last_spawned() const noexcept { return spawned_; }
 
   /// True while a child of `generation()` is alive (spawned and not yet down).
   bool child_alive() const noexcept { return child_alive_; }
+
+  /// The replacement being prepared (0: none).
+  uint64_t next_generation() const noexcept { return next_; }
+
+  /// The replaced child that was retired and has not ended yet (0: none).
+  uint64_t retiring_generation() const noexcept { return retiring_; }
+
+  /// Whether the child of `generation` is alive: serving, being prepared or retiring.
+  bool alive(uint64_t generation) const noexcept;
+
+  /// How many children are alive (at most two).
+  int live_children() const noexcept;
 
   /// Requests can be served: connected, or reconnecting (nats.c buffers meanwhile).
   bool usable() const noexcept;
@@ -182,6 +243,9 @@ class connection_slot {
   void on(const slot_event::timer&);
   void on(const slot_event::close&);
   void on(const slot_event::reset&);
+  void on(const slot_event::lame_duck&);
+  void on(const slot_event::moved&);
+  void closed_if_done(steady_time now);
 
   void spawn_next();
   void enter(connection_state s, std::string detail = {});
@@ -191,7 +255,12 @@ class connection_slot {
   failure_history history_;
   connection_state state_ = connection_state::closed;
   uint64_t generation_ = 0;
+  uint64_t spawned_ = 0; ///< the last generation spawned (a failed replacement is never reused)
   bool child_alive_ = false;
+  uint64_t next_ = 0;     ///< the replacement's generation, while it is prepared
+  bool next_up_ = false;  ///< the replacement connected; its subscriptions are being moved
+  uint64_t retiring_ = 0; ///< a replaced child not yet down
+  bool moving_ = false;   ///< a replacement took over while its subscriptions were moving
   bool reopen_ = false;
   uint64_t restarts_ = 0;
   std::string last_error_;

@@ -56,6 +56,15 @@ struct slot_runtime {
   traffic retired;        ///< of the generations that ended
   std::string holder;     ///< pool slots: who holds the lease
   steady_time leased_at;
+  /// Make before break: the replacement prepared beside `child` while its server is in lame
+  /// duck mode, with what it reported; it becomes `child` at the switch-over.
+  struct replacement {
+    caf::actor child;
+    connection_handle conn;
+    jetstream_handle js;
+    std::string js_problem;
+  } next;
+  caf::actor retiring; ///< the replaced child, retired and not yet ended
 };
 
 /// The supervisor's knowledge of one URL. Erased once closed.

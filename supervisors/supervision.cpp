@@ -230,6 +230,13 @@ void subscribe_on_child(self_ptr self, url_entry& e, const subscription_registry
           });
 }
 
+void unsubscribe_on_children(self_ptr self, url_entry& e, uint64_t id) {
+  // A replacement being prepared may hold it already.
+  for (auto& child : {e.slots[0].child, e.slots[0].next.child})
+    if (child)
+      self->send(child, unsub_atom_v, id);
+}
+
 void on_ready(self_ptr self, url_entry& e, uint32_t index) {
   if (index != 0)
     return; // the pool learns it from the availability update
@@ -265,21 +272,94 @@ void notify(self_ptr self, url_entry& e, uint32_t index, const slot_action::noti
     self->send(w, ev);
 }
 
+caf::actor spawn_child(self_ptr self, url_entry& e, uint32_t index, uint64_t generation) {
+  auto role = index == 0 ? connection_role::shared : connection_role::pooled;
+  auto child = self->spawn<caf::detached>(connection_actor, e.key, generation, role, index,
+                                          caf::actor_cast<caf::actor>(self), self->state.cfg);
+  self->monitor(child);
+  self->state.children[child.address()] = {e.key, index, generation};
+  return child;
+}
+
+// How long a replaced child keeps its subscriptions after the switch-over. Its replacement's
+// server confirmed the moved subscriptions, but the other nodes of the cluster learn of them
+// over their routes a little later: until then a message published there reaches only the old
+// subscription. Lame duck mode leaves seconds before the server closes its clients; half a
+// second of overlap costs a few duplicates at most.
+constexpr auto replacement_overlap = std::chrono::milliseconds(500);
+
+// Subscribes every message-path subscription of the URL on the replacement child, then feeds
+// `moved` once each was confirmed by its server (or refused, or the child went).
+void move_subscriptions(self_ptr self, url_entry& e, uint32_t index, uint64_t generation) {
+  auto subs = self->state.subscriptions.of_url(e.key);
+  auto moved = [self, key = e.key, index, generation] {
+    if (auto* found = find_entry(self, key))
+      apply(self, *found, index, slot_event::moved{generation, steady_clock::now()});
+  };
+  if (subs.empty()) {
+    moved();
+    return;
+  }
+  auto left = std::make_shared<size_t>(subs.size());
+  auto one_done = [left, moved] {
+    if (--*left == 0)
+      moved();
+  };
+  auto deadline = self->state.cfg->health_timeout + std::chrono::seconds(5);
+  for (auto& r : subs)
+    self->request(e.slots[index].next.child, deadline, sub_atom_v, r.id, r.subject, r.queue,
+                  r.subscriber)
+      .then([one_done](uint64_t) { one_done(); }, [one_done](caf::error&) { one_done(); });
+}
+
+// The replacement serves from now on; the replaced child keeps its subscriptions for the overlap,
+// then hands back what it has in flight and closes.
+void switch_over(self_ptr self, url_entry& e, uint32_t index, const slot_action::switch_over& x) {
+  auto& s = e.slots[index];
+  s.retiring = std::exchange(s.child, std::exchange(s.next.child, nullptr));
+  s.conn = std::move(s.next.conn);
+  s.js = std::move(s.next.js);
+  s.js_problem = std::move(s.next.js_problem);
+  s.next = {};
+  s.retired += s.current;
+  s.current = {};
+  // Subscriptions made while the move ran are made now (the others are known to the child).
+  for (auto& r : self->state.subscriptions.of_url(e.key))
+    subscribe_on_child(self, e, r, caf::response_promise{});
+  self->delayed_send(s.retiring, replacement_overlap, retire_atom_v);
+  notify(self, e, index,
+         slot_action::notify{s.machine.state(),
+                             "generation " + std::to_string(x.next) + " replaced "
+                               + std::to_string(x.old) + " (server in lame duck mode)"});
+}
+
 void act(self_ptr self, url_entry& e, uint32_t index, std::vector<slot_output> actions) {
   auto& s = e.slots[index];
   for (auto& a : actions) {
     if (auto* x = std::get_if<slot_action::spawn>(&a)) {
-      auto role = index == 0 ? connection_role::shared : connection_role::pooled;
       s.conn = {};
       s.js = {};
       s.js_problem.clear();
       s.current = {};
-      s.child = self->spawn<caf::detached>(connection_actor, e.key, x->generation, role, index,
-                                           caf::actor_cast<caf::actor>(self), self->state.cfg);
-      self->monitor(s.child);
-      self->state.children[s.child.address()] = {e.key, index, x->generation};
-    } else if (std::holds_alternative<slot_action::stop>(a)) {
-      self->send(s.child, stop_conn_atom_v, e.stop_reason);
+      s.child = spawn_child(self, e, index, x->generation);
+    } else if (auto* x = std::get_if<slot_action::replace>(&a)) {
+      log().info("{} ({}): preparing generation {} beside {}, whose server is in lame duck mode",
+                 e.url, slot_name(index), x->next, x->old);
+      s.next = {};
+      s.next.child = spawn_child(self, e, index, x->next);
+    } else if (auto* x = std::get_if<slot_action::move>(&a)) {
+      move_subscriptions(self, e, index, x->generation);
+    } else if (auto* x = std::get_if<slot_action::switch_over>(&a)) {
+      switch_over(self, e, index, *x);
+    } else if (std::holds_alternative<slot_action::take_over>(a)) {
+      s.child = std::exchange(s.next.child, nullptr);
+      s.conn = std::move(s.next.conn);
+      s.js = std::move(s.next.js);
+      s.js_problem = std::move(s.next.js_problem);
+      s.next = {};
+    } else if (auto* x = std::get_if<slot_action::stop>(&a)) {
+      auto& child = x->generation == s.machine.next_generation() ? s.next.child : s.child;
+      self->send(child, stop_conn_atom_v, e.stop_reason);
     } else if (auto* x = std::get_if<slot_action::arm_restart>(&a)) {
       self->delayed_send(self, x->delay, restart_atom_v, e.key, index, x->generation);
     } else if (auto* x = std::get_if<slot_action::notify>(&a)) {
@@ -304,15 +384,21 @@ void act(self_ptr self, url_entry& e, uint32_t index, std::vector<slot_output> a
 void child_ended(self_ptr self, url_entry& e, uint32_t index, uint64_t generation,
                  const caf::error& reason) {
   auto& s = e.slots[index];
-  if (!s.machine.child_alive() || s.machine.generation() != generation)
-    return; // reported already (conn_down), or a replaced generation
-  s.child = nullptr;
-  s.retired += s.current;
-  s.current = {};
-  s.conn = {};
-  s.js = {};
-  if (index > 0)
-    ++e.pool_closed;
+  if (!s.machine.alive(generation))
+    return; // reported already (conn_down)
+  if (generation == s.machine.next_generation()) {
+    s.next = {}; // a replacement that never served
+  } else if (generation == s.machine.retiring_generation()) {
+    s.retiring = nullptr;
+  } else {
+    s.child = nullptr;
+    s.retired += s.current;
+    s.current = {};
+    s.conn = {};
+    s.js = {};
+    if (index > 0)
+      ++e.pool_closed;
+  }
   auto draw = std::uniform_real_distribution<double>{0.0, 1.0}(self->state.rng);
   auto detail = reason ? describe(reason, false) : std::string{"connection actor stopped"};
   apply(self, e, index,
@@ -374,8 +460,8 @@ void on_down(self_ptr self, caf::down_msg& msg) {
   // The records hold the subscriber's handle, so a dead subscriber's address still yields it.
   if (auto gone = caf::actor_cast<caf::actor>(msg.source))
     for (auto& r : st.subscriptions.remove_subscriber(gone))
-      if (auto* e = find_entry(self, r.url); e && e->slots[0].child)
-        self->send(e->slots[0].child, unsub_atom_v, r.id);
+      if (auto* e = find_entry(self, r.url))
+        unsubscribe_on_children(self, *e, r.id);
 }
 
 // -- status ---------------------------------------------------------------------------------------

@@ -36,6 +36,8 @@ std::vector<url_entry*> entries(self_ptr self);
 void subscribe_on_child(self_ptr self, url_entry& e,
                         const subscription_registry<caf::actor>::record& r,
                         caf::response_promise rp);
+/// Ends a message-path subscription on the URL's shared child (and on its replacement, if any).
+void unsubscribe_on_children(self_ptr self, url_entry& e, uint64_t id);
 void child_ended(self_ptr self, url_entry& e, uint32_t index, uint64_t generation,
                  const caf::error& reason);
 void notify(self_ptr self, url_entry& e, uint32_t index, const slot_action::notify& n);

@@ -357,8 +357,8 @@ caf::message_handler message_path(self_ptr self) {
         return;
       if (removed->last_for_subscriber)
         release_monitor(self, removed->rec.subscriber);
-      if (auto* e = find_entry(self, removed->rec.url); e && e->slots[0].child)
-        self->send(e->slots[0].child, unsub_atom_v, id);
+      if (auto* e = find_entry(self, removed->rec.url))
+        unsubscribe_on_children(self, *e, id);
     },
   };
 }
@@ -373,10 +373,15 @@ caf::message_handler from_children(self_ptr self) {
       return {nullptr, 0};
     auto* e = find_entry(self, it->second.key);
     auto index = it->second.index;
-    if (!e || e->slots[index].machine.generation() != generation
-        || !e->slots[index].machine.child_alive())
-      return {nullptr, 0}; // a generation that failed or was replaced: nothing to act on
+    if (!e || !e->slots[index].machine.alive(generation))
+      return {nullptr, 0}; // a generation that failed or ended: nothing to act on
     return {e, index};
+  };
+  auto serving = [self, current](uint64_t generation) -> std::pair<url_entry*, uint32_t> {
+    auto found = current(generation);
+    if (found.first && found.first->slots[found.second].machine.generation() != generation)
+      return {nullptr, 0}; // a replacement being prepared, or a retiring child
+    return found;
   };
   return {
     [self, current](conn_up_atom, uint64_t generation, connection_handle& conn,
@@ -385,14 +390,32 @@ caf::message_handler from_children(self_ptr self) {
       if (!e)
         return;
       auto& s = e->slots[index];
-      s.conn = std::move(conn);
-      s.js = std::move(js);
-      s.js_problem = std::move(js_problem);
+      if (generation == s.machine.next_generation()) {
+        s.next.conn = std::move(conn);
+        s.next.js = std::move(js);
+        s.next.js_problem = std::move(js_problem);
+      } else if (generation == s.machine.generation()) {
+        s.conn = std::move(conn);
+        s.js = std::move(js);
+        s.js_problem = std::move(js_problem);
+      }
       apply(self, *e, index, slot_event::child_up{generation, steady_clock::now()});
     },
-    [self, current](conn_event_atom, uint64_t generation, connection_state state,
+    [self, serving](lame_duck_atom, uint64_t generation) {
+      auto [e, index] = serving(generation);
+      if (!e)
+        return;
+      auto& m = e->slots[index].machine;
+      notify(self, *e, index, slot_action::notify{m.state(), "server in lame duck mode"});
+      // Only the shared connection moves (a leased one belongs to its holder), and only where
+      // the URL names another server to move to.
+      auto servers = parse_servers(e->key);
+      if (index == 0 && servers && servers->size() > 1)
+        apply(self, *e, index, slot_event::lame_duck{generation});
+    },
+    [self, serving](conn_event_atom, uint64_t generation, connection_state state,
                     std::string& detail) {
-      auto [e, index] = current(generation);
+      auto [e, index] = serving(generation);
       if (!e)
         return;
       auto now = steady_clock::now();
@@ -408,14 +431,17 @@ caf::message_handler from_children(self_ptr self) {
       auto [e, index] = current(generation);
       if (!e)
         return;
-      auto child = e->slots[index].child;
+      auto& s = e->slots[index];
+      auto child = generation == s.machine.next_generation()       ? s.next.child
+                   : generation == s.machine.retiring_generation() ? s.retiring
+                                                                   : s.child;
       child_ended(self, *e, index, generation, err);
       // It hands back what it still holds, then stops: everything this supervisor sent it before
       // this stop_conn reaches it first.
       self->send(child, stop_conn_atom_v, err);
     },
-    [self, current](stats_atom, uint64_t generation, traffic& t) {
-      if (auto [e, index] = current(generation); e)
+    [self, serving](stats_atom, uint64_t generation, traffic& t) {
+      if (auto [e, index] = serving(generation); e)
         e->slots[index].current = t;
     },
     [self](restart_atom, const std::string& key, uint32_t index, uint64_t generation) {
@@ -453,7 +479,7 @@ caf::message_handler from_children(self_ptr self) {
       uint64_t pooled = 0;
       for (size_t i = 1; i < it->second.slots.size(); ++i)
         pooled = std::max(pooled, it->second.slots[i].machine.generation());
-      past[key] = {it->second.slots[0].machine.generation(), pooled};
+      past[key] = {it->second.slots[0].machine.last_spawned(), pooled};
       if (past.size() > max_remembered_urls)
         past.erase(past.begin()); // a forgotten URL then counts from 1 again: harmless
       self->state.urls.erase(it);

@@ -377,3 +377,18 @@ TEST_CASE("an invalid queue group is refused and leaves no subscription",
   REQUIRE(f.svc->get_connection());
   CHECK(f.status_of(server.url())->subscriptions == 0);
 }
+
+TEST_CASE("a JetStream publish to a server without JetStream is jetstream_unavailable at once",
+          "[message][jetstream][bad-input]") {
+  server_options opts;
+  opts.jetstream = false;
+  nats_server server{opts};
+  service_fixture f{fast_settings(server.url())};
+  REQUIRE(f.svc->get_connection());
+  auto start = std::chrono::steady_clock::now();
+  auto r = f.svc->js_publish(msg("events.a", "1"), 5s);
+  REQUIRE_FALSE(r);
+  CHECK(code_of(r.error()) == errc::jetstream_unavailable);
+  // Not retried as if a stream elected a leader: JetStream's absence is known.
+  CHECK(std::chrono::steady_clock::now() - start < 2s);
+}

@@ -83,6 +83,18 @@ std::string show(const slot_output& a) {
                         return "gave_up " + code + "(" + x.reason + ")";
                       },
                       [](const act::closed&) { return std::string{"closed"}; },
+                      [](const act::replace& x) {
+                        return "replace " + std::to_string(x.old) + " -> "
+                               + std::to_string(x.next);
+                      },
+                      [](const act::move& x) { return "move " + std::to_string(x.generation); },
+                      [](const act::switch_over& x) {
+                        return "switch_over " + std::to_string(x.old) + " -> "
+                               + std::to_string(x.next);
+                      },
+                      [](const act::take_over& x) {
+                        return "take_over " + std::to_string(x.generation);
+                      },
                     },
                     a);
 }
@@ -122,6 +134,8 @@ struct driven_slot {
   std::string timer(uint64_t g) { return feed(ev::timer{g}); }
   std::string close() { return feed(ev::close{}); }
   std::string reset() { return feed(ev::reset{}); }
+  std::string lame_duck(uint64_t g) { return feed(ev::lame_duck{g}); }
+  std::string moved(uint64_t g) { return feed(ev::moved{g, now}); }
   void wait(caf::timespan d) { now += d; }
 };
 
@@ -674,6 +688,107 @@ TEST_CASE("reset in other states only clears the history", "[slot]") {
   }
 }
 
+// -- by hand: make before break (lame duck) -------------------------------------------------------
+
+TEST_CASE("lame duck: the replacement is prepared beside the serving child, gets the "
+          "subscriptions, serves, and the old child is retired",
+          "[slot][lame-duck]") {
+  auto s = slot_in(connection_state::connected);
+  CHECK(s.lame_duck(2) == "replace 2 -> 3");
+  CHECK(s.slot.generation() == 2); // the old child serves meanwhile
+  CHECK(s.slot.usable());
+  CHECK(s.slot.live_children() == 2);
+  CHECK(s.slot.next_generation() == 3);
+  CHECK(s.up(3) == "move 3");
+  CHECK(s.slot.generation() == 2);
+  CHECK(s.moved(3) == "switch_over 2 -> 3");
+  CHECK(s.slot.generation() == 3);
+  CHECK(s.slot.state() == connection_state::connected);
+  CHECK(s.slot.retiring_generation() == 2);
+  CHECK(s.slot.live_children() == 2);
+  // The retired child's own news changes nothing; its end only frees its place.
+  CHECK(s.disconnect(2).empty());
+  CHECK(s.down(2, "stopped").empty());
+  CHECK(s.slot.live_children() == 1);
+  CHECK(s.slot.state() == connection_state::connected);
+  // The next lame duck replaces the new child the same way.
+  CHECK(s.lame_duck(3) == "replace 3 -> 4");
+}
+
+TEST_CASE("a replacement of a reconnecting child reports connected at the switch-over",
+          "[slot][lame-duck]") {
+  auto s = slot_in(connection_state::reconnecting);
+  CHECK(s.lame_duck(2) == "replace 2 -> 3");
+  CHECK(s.up(3) == "move 3");
+  CHECK(s.moved(3) == "switch_over 2 -> 3; notify connected (generation 3 replaced 2)");
+}
+
+TEST_CASE("a replacement that fails leaves the old child serving and its generation unused",
+          "[slot][lame-duck]") {
+  auto s = slot_in(connection_state::connected);
+  CHECK(s.lame_duck(2) == "replace 2 -> 3");
+  CHECK(s.down(3, "connection refused").empty()); // no restart: the old child still serves
+  CHECK(s.slot.state() == connection_state::connected);
+  CHECK(s.slot.generation() == 2);
+  CHECK(s.slot.live_children() == 1);
+  CHECK(s.slot.history().attempt == 1); // unchanged
+  CHECK(s.lame_duck(2) == "replace 2 -> 4");
+  CHECK(s.slot.last_spawned() == 4);
+}
+
+TEST_CASE("the serving child failing during a replacement hands the slot to the replacement",
+          "[slot][lame-duck]") {
+  SECTION("the replacement was up: connected once its subscriptions moved") {
+    auto s = slot_in(connection_state::connected);
+    CHECK(s.lame_duck(2) == "replace 2 -> 3");
+    CHECK(s.up(3) == "move 3");
+    CHECK(s.down(2, "connection lost")
+          == "take_over 3; notify connecting (replacement generation 3 takes over after: "
+             "connection lost)");
+    CHECK_FALSE(s.slot.usable());
+    CHECK(s.moved(3) == "notify connected; ready");
+  }
+  SECTION("the replacement was still connecting: connected when it is up") {
+    auto s = slot_in(connection_state::connected);
+    CHECK(s.lame_duck(2) == "replace 2 -> 3");
+    CHECK(s.down(2, "connection lost")
+          == "take_over 3; notify connecting (replacement generation 3 takes over after: "
+             "connection lost)");
+    CHECK(s.up(3) == "notify connected; ready");
+  }
+}
+
+TEST_CASE("a close during a replacement stops both children and completes after both ended",
+          "[slot][lame-duck]") {
+  auto s = slot_in(connection_state::connected);
+  CHECK(s.lame_duck(2) == "replace 2 -> 3");
+  CHECK(s.close() == "notify closing; stop 2; stop 3");
+  CHECK(s.down(2, "stopped").empty());
+  CHECK(s.up(3).empty()); // too late to move anything
+  CHECK(s.down(3, "stopped") == closed_actions);
+  CHECK(s.slot.live_children() == 0);
+}
+
+TEST_CASE("lame duck is ignored unless the serving child is up and no other child lives",
+          "[slot][lame-duck]") {
+  for (auto st : {connection_state::connecting, connection_state::restarting,
+                  connection_state::gave_up, connection_state::closing,
+                  connection_state::closed}) {
+    INFO(show(st));
+    auto s = slot_in(st);
+    CHECK(s.lame_duck(2).empty());
+  }
+  auto s = slot_in(connection_state::connected);
+  CHECK(s.lame_duck(1).empty()); // stale
+  CHECK(s.lame_duck(2) == "replace 2 -> 3");
+  CHECK(s.lame_duck(2).empty()); // one replacement at a time
+  CHECK(s.lame_duck(3).empty()); // the replacement does not serve yet
+  CHECK(s.up(3) == "move 3");
+  CHECK(s.moved(3) == "switch_over 2 -> 3");
+  CHECK(s.lame_duck(3).empty()); // the retired child has not ended: never three alive
+  CHECK(s.moved(3).empty());     // a second report changes nothing
+}
+
 // -- randomized ---------------------------------------------------------------------------------
 
 namespace {
@@ -686,8 +801,10 @@ bool legal(connection_state from, connection_state to) {
       return to == cs::connected || to == cs::restarting || to == cs::gave_up || to == cs::closing;
     case cs::connected:
     case cs::reconnecting:
+      // connecting: the serving child failed and its replacement takes over.
       return to == (from == cs::connected ? cs::reconnecting : cs::connected)
-             || to == cs::restarting || to == cs::gave_up || to == cs::closing;
+             || to == cs::restarting || to == cs::gave_up || to == cs::closing
+             || to == cs::connecting;
     case cs::restarting:
     case cs::gave_up: return to == cs::connecting || to == cs::closed;
     case cs::closing: return to == cs::closed;
@@ -715,6 +832,10 @@ struct coverage {
   int reopens = 0;         ///< a start while closing honoured after the close
   int joined_closes = 0;   ///< a close that found the slot closing
   int ignored = 0;         ///< events that changed nothing visible
+  int replacements = 0;    ///< replace (lame duck)
+  int switch_overs = 0;    ///< a replacement took over the message path
+  int take_overs = 0;      ///< the serving child failed during a replacement
+  int failed_replacements = 0; ///< the replacement ended before it served
 };
 
 /// One random sequence: the slot, the world around it (children, timers) and a reference model
@@ -731,11 +852,11 @@ class random_run {
     feed(in);
   }
 
-  /// Closes the slot and lets the stopped child end: every close must have been answered.
+  /// Closes the slot and lets the stopped children end: every close must have been answered.
   void drain() {
     feed(ev::close{});
-    if (!live_.empty())
-      feed(ev::child_down{*live_.begin(), errc::none, "stopped", now_, 0.5});
+    for (auto g : std::set<uint64_t>{live_})
+      feed(ev::child_down{g, errc::none, "stopped", now_, 0.5});
     expect(slot_.state() == connection_state::closed, "the drained slot is not closed");
     expect(!slot_.child_alive() && live_.empty(), "a child outlived the drain");
     expect(!slot_.reopen_pending(), "a reopen outlived the drain");
@@ -772,12 +893,22 @@ class random_run {
 
   /// Mostly the live child, sometimes any child the world ever knew (live or dead).
   uint64_t some_child() {
-    if (!live_.empty() && chance(80))
-      return *live_.begin();
+    if (!live_.empty() && chance(80)) {
+      auto i = std::uniform_int_distribution<size_t>(0, live_.size() - 1)(rng_);
+      return *std::next(live_.begin(), static_cast<std::ptrdiff_t>(i));
+    }
     return std::uniform_int_distribution<uint64_t>(1, spawned_)(rng_);
   }
 
   slot_input random_event() {
+    // A replacement mostly comes up and gets its subscriptions soon, as in the world.
+    if (!moving_.empty() && chance(30)) {
+      auto g = *moving_.begin();
+      moving_.erase(moving_.begin());
+      return ev::moved{g, now_};
+    }
+    if (slot_.next_generation() != 0 && chance(20))
+      return ev::child_up{slot_.next_generation(), now_};
     int r = std::uniform_int_distribution<int>(0, 99)(rng_);
     if (spawned_ == 0 || r < 10)
       return ev::start{};
@@ -809,9 +940,18 @@ class random_run {
       }
       return ev::timer{std::uniform_int_distribution<uint64_t>(0, spawned_ + 1)(rng_)};
     }
-    if (r < 94)
+    if (r < 90)
       return ev::close{};
-    return ev::reset{};
+    if (r < 92)
+      return ev::reset{};
+    if (r < 96) // lame duck mode, mostly of the serving child
+      return ev::lame_duck{chance(80) ? slot_.generation() : some_child()};
+    if (!moving_.empty() && chance(85)) { // the supervisor reports a move it was asked for
+      auto g = *moving_.begin();
+      moving_.erase(moving_.begin());
+      return ev::moved{g, now_};
+    }
+    return ev::moved{some_child(), now_};
   }
 
   void expect(bool ok, const std::string& what) {
@@ -855,6 +995,8 @@ class random_run {
         [](const ev::timer& e) { return "timer " + std::to_string(e.generation); },
         [](const ev::close&) { return std::string{"close"}; },
         [](const ev::reset&) { return std::string{"reset"}; },
+        [](const ev::lame_duck& e) { return "lame_duck " + std::to_string(e.generation); },
+        [](const ev::moved& e) { return "moved " + std::to_string(e.generation); },
       },
       in);
   }
@@ -940,12 +1082,17 @@ class random_run {
     };
     if (to == cs::closing || ((from == cs::restarting || from == cs::gave_up) && to == cs::closed))
       return std::holds_alternative<ev::close>(in);
-    if (from == cs::closed) // a start, or the reopen after a close
-      return std::holds_alternative<ev::start>(in) || of(ev::child_down{});
+    if (from == cs::closed) // a start, or the reopen after a close (at its last child's end)
+      return std::holds_alternative<ev::start>(in) || std::holds_alternative<ev::child_down>(in);
+    if (from == cs::closing && to == cs::closed) // the last of the stopped children ended
+      return std::holds_alternative<ev::child_down>(in);
     if (from == cs::restarting)
       return of(ev::timer{});
     if (from == cs::gave_up)
       return std::holds_alternative<ev::reset>(in);
+    // A replacement connected: at the switch-over (from reconnecting), or after it took over.
+    if (to == cs::connected && std::holds_alternative<ev::moved>(in))
+      return from == cs::reconnecting || of(ev::moved{});
     if (to == cs::connected)
       return from == cs::connecting ? of(ev::child_up{}) : of(ev::reconnected{});
     if (to == cs::reconnecting)
@@ -980,7 +1127,9 @@ class random_run {
             ++spawns;
           },
           [&](const act::stop& s) {
-            expect(after(connection_state::closing), "stop outside closing");
+            expect(after(connection_state::closing)
+                     || (i > 0 && std::holds_alternative<act::stop>(out[i - 1])),
+                   "stop outside closing");
             expect(live_.count(s.generation) == 1, "stop for a child that is not alive");
             stopping_.insert(s.generation);
           },
@@ -992,6 +1141,37 @@ class random_run {
           [&](const act::gave_up& g) {
             expect(after(connection_state::gave_up), "gave_up outside gave_up");
             on_gave_up(g, down);
+          },
+          [&](const act::replace& x) {
+            expect(std::holds_alternative<ev::lame_duck>(in), "replace without lame duck");
+            expect(x.old == generation_before && live_.count(x.old) == 1,
+                   "replace beside a child that does not serve");
+            expect(x.next > spawned_, "generation did not increase");
+            spawned_ = x.next;
+            live_.insert(x.next);
+            ++cov_.replacements;
+          },
+          [&](const act::move& x) {
+            const auto* up = std::get_if<ev::child_up>(&in);
+            expect(up != nullptr && up->generation == x.generation
+                     && x.generation == slot_.next_generation(),
+                   "move for something else than the replacement that came up");
+            moving_.insert(x.generation);
+          },
+          [&](const act::switch_over& x) {
+            const auto* m = std::get_if<ev::moved>(&in);
+            expect(m != nullptr && m->generation == x.next, "switch_over without its move");
+            expect(x.old == generation_before && slot_.generation() == x.next,
+                   "switch_over between the wrong generations");
+            stopping_.insert(x.old); // retired: stopped after the overlap
+            ++cov_.switch_overs;
+          },
+          [&](const act::take_over& x) {
+            expect(down != nullptr && down->generation == generation_before,
+                   "take_over without the serving child's end");
+            expect(live_.count(x.generation) == 1 && slot_.generation() == x.generation,
+                   "take_over by a child that is not alive");
+            ++cov_.take_overs;
           },
           [&](const act::closed&) {
             expect(after(connection_state::closed)
@@ -1010,11 +1190,24 @@ class random_run {
 
   void check_state() {
     expect(slot_.state() == last_notified_, "the state differs from the last notify");
-    expect(live_.size() <= 1, "two live children");
+    expect(live_.size() <= 2, "three live children");
     expect(slot_.child_alive() == (live_.count(slot_.generation()) == 1),
            "child_alive() disagrees with the world");
-    expect(live_.empty() || slot_.child_alive(), "the world has a child the slot forgot");
-    expect(slot_.generation() == spawned_, "generation() is not the last spawned one");
+    expect(slot_.live_children() == static_cast<int>(live_.size()),
+           "live_children() disagrees with the world");
+    for (auto g : live_) {
+      expect(slot_.alive(g), "the world has a child the slot forgot");
+      // One child serves; any other is the replacement being prepared or was stopped.
+      expect(g == slot_.generation() || g == slot_.next_generation() || stopping_.count(g) == 1,
+             "child " + std::to_string(g) + " neither serves, nor is prepared, nor was stopped");
+    }
+    expect(slot_.next_generation() == 0 || slot_.child_alive()
+             || slot_.state() == connection_state::closing,
+           "a replacement without a serving child outside a close");
+    expect(slot_.last_spawned() == spawned_, "last_spawned() is not the last spawned one");
+    expect(slot_.generation() == spawned_ || slot_.next_generation() == spawned_
+             || (slot_.generation() < spawned_ && live_.count(spawned_) == 0),
+           "generation() is neither the last spawned one nor beside it");
     expect(owed_ - answered_ == (slot_.state() == connection_state::closing ? 1 : 0),
            "closes owed " + std::to_string(owed_) + ", answered " + std::to_string(answered_)
              + " in " + show(slot_.state()));
@@ -1045,6 +1238,7 @@ class random_run {
   steady_time now_ = t0;
   std::set<uint64_t> live_;                              ///< children alive in the world
   std::set<uint64_t> stopping_;                          ///< children asked to stop
+  std::set<uint64_t> moving_; ///< replacements whose subscriptions the supervisor moves
   uint64_t spawned_ = 0;                                 ///< the last generation spawned
   std::vector<std::pair<uint64_t, steady_time>> timers_; ///< restart timers armed, with due time
   policy_model model_;
@@ -1102,4 +1296,7 @@ TEST_CASE("random event sequences keep every invariant of the slot", "[slot][ran
   CHECK(cov.reopens > 100);
   CHECK(cov.joined_closes > 100);
   CHECK(cov.ignored > 10'000);
+  CHECK(cov.replacements > 500);
+  CHECK(cov.switch_overs > 150);
+  CHECK(cov.take_overs > 50);
 }
