@@ -185,6 +185,7 @@ void finish_request(self_ptr self, nats_message& msg) {
       p.promise.deliver(health_of(self, true, steady_clock::now() - p.started, {}));
       break;
     case pending_request::subscribed: p.promise.deliver(p.id); break;
+    case pending_request::confirmed: p.promise.deliver(caf::unit); break;
     case pending_request::js_check: {
       std::string problem;
       if (no_responders)
@@ -279,7 +280,9 @@ void drain_pending(self_ptr self, const caf::error& err, bool bounce) {
   for (auto& [token, p] : st.pending.take_all()) {
     if (p.kind == pending_request::js_check)
       continue; // this generation is never announced now
-    if (bounce && (p.kind == pending_request::reply || p.kind == pending_request::js_ack))
+    if (bounce
+        && (p.kind == pending_request::reply || p.kind == pending_request::js_ack
+            || p.kind == pending_request::confirmed))
       p.promise.delegate(st.supervisor, bounce_atom_v, st.key, std::move(p.retry));
     else
       end_without_reply(self, p, err);
@@ -333,6 +336,11 @@ caf::message_handler common(self_ptr self) {
                  connection_state::connected, std::string{"server in lame duck mode"});
     },
     [self](stats_atom) { return self->state.core ? read_stats(self) : traffic{}; },
+    // Everything the supervisor sent before this was handed back or written: publish again.
+    [self](pub_resume_atom) {
+      self->state.holding = false;
+      return caf::unit;
+    },
     [self](req_to_atom) {
       auto& st = self->state;
       for (auto& [token, p] : st.pending.expire(steady_clock::now()))
@@ -357,6 +365,7 @@ caf::message_handler bouncing(self_ptr self) {
     [self](pub_atom, const outgoing&) { return bounce<caf::unit_t>(self); },
     [self](pub_atom, const std::vector<outgoing>&) { return bounce<uint64_t>(self); },
     [self](pub_atom, const packed_batch&) { return bounce<uint64_t>(self); },
+    [self](pub_conf_atom, const outgoing&, caf::timespan) { return bounce<caf::unit_t>(self); },
     [self](req_atom, const outgoing&, caf::timespan) { return bounce<nats_message>(self); },
     [self](js_pub_atom, const outgoing&, caf::timespan) { return bounce<js_ack>(self); },
     // Durable in the supervisor: subscribed again on the next connection.
@@ -402,6 +411,12 @@ caf::error publish_error(self_ptr self, natsStatus s, const std::string& subject
   return from_status(s, errc::nats_error, self->state.url, "publish to " + subject);
 }
 
+// Publishes go back to the supervisor while nats.c reconnects and until the supervisor resumes
+// them: it holds them across a restart, nats.c's reconnect buffer would not.
+bool hands_back_publishes(self_ptr self) {
+  return !self->state.connected || self->state.holding;
+}
+
 // The message path while connected or reconnecting (nats.c buffers writes meanwhile).
 caf::message_handler serving(self_ptr self) {
   return {
@@ -412,6 +427,8 @@ caf::message_handler serving(self_ptr self) {
       return rp;
     },
     [self](pub_atom, const outgoing& m) -> caf::result<caf::unit_t> {
+      if (hands_back_publishes(self))
+        return bounce<caf::unit_t>(self);
       auto s = detail::publish(self->state.core->nc, m);
       if (closed_under_us(self, s))
         return bounce<caf::unit_t>(self);
@@ -421,6 +438,8 @@ caf::message_handler serving(self_ptr self) {
       return caf::unit;
     },
     [self](pub_atom, const std::vector<outgoing>& batch) -> caf::result<uint64_t> {
+      if (hands_back_publishes(self))
+        return bounce<uint64_t>(self);
       uint64_t sent = 0;
       for (auto& m : batch) {
         auto s = detail::publish(self->state.core->nc, m);
@@ -442,6 +461,8 @@ caf::message_handler serving(self_ptr self) {
       return sent;
     },
     [self](pub_atom, const packed_batch& batch) -> caf::result<uint64_t> {
+      if (hands_back_publishes(self))
+        return bounce<uint64_t>(self);
       auto nc = self->state.core->nc;
       size_t offset = 0;
       uint64_t sent = 0;
@@ -466,6 +487,21 @@ caf::message_handler serving(self_ptr self) {
       if (self->current_message_id().is_async())
         return caf::delegated<uint64_t>{};
       return sent;
+    },
+    // Answered once the server has read it: a round trip through the own inbox after it.
+    [self](pub_conf_atom, const outgoing& m, caf::timespan timeout) -> caf::result<caf::unit_t> {
+      if (hands_back_publishes(self))
+        return bounce<caf::unit_t>(self);
+      auto s = detail::publish(self->state.core->nc, m);
+      if (closed_under_us(self, s))
+        return bounce<caf::unit_t>(self);
+      if (s != NATS_OK)
+        return detail::fail<caf::unit_t>(self, publish_error(self, s, m.subject));
+      auto rp = self->make_response_promise();
+      auto retry = self->current_mailbox_element()->copy_content_to_message();
+      barrier(self, pending_request{pending_request::confirmed, rp, std::move(retry), {}, 0},
+              timeout);
+      return caf::delegated<caf::unit_t>{};
     },
     [self](req_atom, const outgoing& m, caf::timespan timeout) {
       start_request(self, m, timeout, pending_request::reply);
@@ -518,6 +554,7 @@ caf::behavior running(self_ptr self) {
     // Logged once, by the supervisor, as the slot's state change.
     [self, event](disconnected_atom) {
       self->state.connected = false;
+      self->state.holding = true;
       event(connection_state::reconnecting, "disconnected; nats.c reconnects");
     },
     [self, event](reconnected_atom) {

@@ -34,9 +34,10 @@ struct pending_request {
     health,     ///< a health check: the round trip through the own inbox
     subscribed, ///< a subscribe: the round trip after the SUB, so the server has it
     js_check,   ///< internal: whether JetStream serves this account
+    confirmed,  ///< a confirmed publish: the round trip after it, so the server has read it
   } kind;
   caf::response_promise promise;
-  caf::message retry; ///< reply/js_ack: the request, to park it again if the connection fails
+  caf::message retry; ///< reply/js_ack/confirmed: the request, sent again on the next connection
   steady_time started;
   uint64_t id = 0; ///< subscribed: the subscription's id
 };
@@ -56,6 +57,9 @@ struct connection_actor_state {
   std::string last_async_error;
   bool connected = false; ///< as nats.c's callbacks last said: no nats.c lock needed to know
   bool failed = false;    ///< nats.c closed the connection for good; requests go back
+  /// From a disconnect until the supervisor's pub_resume: publishes go back to the supervisor,
+  /// which holds them (nats.c's reconnect buffer dies with the connection if nats.c gives up).
+  bool holding = false;
 
   // The message path: requests share one reply subscription ("<inbox>.<token>"), so no request
   // ever blocks this actor and any number (up to max_in_flight) can be in flight.

@@ -260,6 +260,14 @@ const std::vector<key_spec>& specs() {
     {{"max_subscriptions", "100000",
       "message-path subscriptions over all URLs; past it: overloaded"},
      int_key(NV_FIELD(max_subscriptions), 1, 10000000)},
+    {{"publish_buffer_messages", "100000",
+      "message-path publishes one URL holds while it has no connection; past it a publish "
+      "is dropped and its sender told (error or publishes_dropped event)"},
+     int_key(NV_FIELD(publish_buffer_messages), 1, 100000000)},
+    {{"publish_buffer_bytes", "8388608",
+      "bytes (subject, payload, headers) of the publishes one URL holds while it has no "
+      "connection; past it: dropped, sender told"},
+     int_key(NV_FIELD(publish_buffer_bytes), 1, 1 << 30)},
     {{"nats_max_reconnect", "60",
       "nats.c's reconnect attempts inside one connection before it closes for good"},
      int_key(NV_FIELD(nats.max_reconnect), 0, 1000000)},

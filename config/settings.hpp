@@ -43,6 +43,9 @@ struct settings {
   int max_parked = 50000;          ///< parked requests and lease waiters per URL
   int max_in_flight = 100000;      ///< requests awaiting a reply per connection
   int max_subscriptions = 100000;  ///< message-path subscriptions over all URLs
+  /// Message-path publishes one URL holds while it has no connection (messages, bytes).
+  int publish_buffer_messages = 100000;
+  int publish_buffer_bytes = 8 * 1024 * 1024;
   nats_options nats;
   // TLS and credentials (also from NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_CREDS).
   bool tls = false;

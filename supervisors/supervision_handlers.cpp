@@ -103,6 +103,48 @@ caf::response_promise forward(self_ptr self, const std::string& url, Ts&&... xs)
   return serve(self, request_kind::forward, url, caf::make_message(std::forward<Ts>(xs)...));
 }
 
+// A publish: written at once when the URL's shared connection takes publishes, else held in the
+// URL's outbox (never parked with a deadline like requests); refused ones are reported.
+template <class... Ts>
+caf::response_promise accept_publish(self_ptr self, const std::string& url, Ts&&... xs) {
+  held_publish p{self->make_response_promise(), caf::make_message(std::forward<Ts>(xs)...)};
+  auto rp = p.promise;
+  auto entry = entry_for(self, url);
+  if (!entry) {
+    detail::deliver_error(rp, std::move(entry.error()));
+    return rp;
+  }
+  auto& e = **entry;
+  if (auto err = refusal(self, e)) {
+    refuse_publish(self, e, std::move(p), std::move(err));
+    forget_if_idle(self, e); // a refused publish leaves no entry behind
+    return rp;
+  }
+  ensure_shared(self, e);
+  publish(self, e, std::move(p), false);
+  return rp;
+}
+
+// A publish the connection actor handed back unwritten (it lost its connection): held before
+// everything accepted since, or reported dropped when its URL was closed or given up meanwhile.
+caf::response_promise publish_returned(self_ptr self, const std::string& key, caf::message msg) {
+  held_publish p{self->make_response_promise(), std::move(msg)};
+  auto rp = p.promise;
+  auto* e = find_entry(self, key);
+  if (!e) { // closed and forgotten: nothing is counted any more, the sender is still told
+    auto err = make_error(errc::dropped, "closed: the URL was closed before the publish could be "
+                                         "written", redact(key));
+    detail::deliver_error(rp, std::move(err));
+    return rp;
+  }
+  auto err = refusal(self, *e);
+  if (err || e->slots[0].machine.state() == connection_state::closed)
+    refuse_publish(self, *e, std::move(p), caf::error{}); // accepted once: errc::dropped
+  else
+    publish(self, *e, std::move(p), true);
+  return rp;
+}
+
 // JetStream deduplicates by Nats-Msg-Id: with one on every publish, a publish that is parked
 // again after a failed connection is stored once, however often it is sent.
 void ensure_msg_id(self_ptr self, outgoing& m) {
@@ -281,18 +323,23 @@ caf::message_handler message_path(self_ptr self) {
     [self](pub_atom, const std::string& url, outgoing& m) {
       if (auto err = check_subject(self, url, m.subject, false))
         return refused(self, std::move(err));
-      return forward(self, url, pub_atom_v, std::move(m));
+      return accept_publish(self, url, pub_atom_v, std::move(m));
     },
     [self](pub_atom, const std::string& url, std::vector<outgoing>& batch) {
       for (auto& m : batch)
         if (auto err = check_subject(self, url, m.subject, false))
           return refused(self, std::move(err));
-      return forward(self, url, pub_atom_v, std::move(batch));
+      return accept_publish(self, url, pub_atom_v, std::move(batch));
     },
     [self](pub_atom, const std::string& url, packed_batch& batch) {
       if (auto err = check_subject(self, url, batch.subject, false))
         return refused(self, std::move(err));
-      return forward(self, url, pub_atom_v, std::move(batch));
+      return accept_publish(self, url, pub_atom_v, std::move(batch));
+    },
+    [self](pub_conf_atom, const std::string& url, outgoing& m, caf::timespan timeout) {
+      if (auto err = check_subject(self, url, m.subject, false))
+        return refused(self, std::move(err));
+      return accept_publish(self, url, pub_conf_atom_v, std::move(m), timeout);
     },
     [self](req_atom, const std::string& url, outgoing& m, caf::timespan timeout) {
       if (auto err = check_subject(self, url, m.subject, false))
@@ -311,6 +358,8 @@ caf::message_handler message_path(self_ptr self) {
     // past that generation here and the request waits for the next one. Unless the URL was
     // closed meanwhile: a request accepted before a close must not open the URL again.
     [self](bounce_atom, const std::string& key, caf::message& request) {
+      if (is_publish(request))
+        return publish_returned(self, key, std::move(request));
       auto* e = find_entry(self, key);
       if (!e || e->slots[0].machine.state() == connection_state::closed)
         return refused(self, make_error(errc::connection_closed, "closed on request", redact(key)));
