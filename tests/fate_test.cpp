@@ -108,18 +108,19 @@ std::string difference(const std::vector<std::string>& got, const std::vector<st
   return {};
 }
 
-} // namespace
-
-TEST_CASE("publishes accepted while nats.c reconnects and then gives up all arrive in order "
-          "after the supervisor restart",
-          "[fate][faults]") {
+/// Steady publishing through an outage; every accepted publish must arrive, in order. With
+/// `give_up`, nats.c gives up (about 300 ms) and the supervisor restarts the connection; else
+/// nats.c reconnects by itself. With `publish_during_stop` the publisher already runs when the
+/// server stops (the publishes handed to nats.c before the disconnect is noticed are in doubt).
+/// Returns how many publishes are missing.
+int steady_outage(bool give_up, bool publish_during_stop) {
   nats_server server;
   {
     raw_reader setup{server.url()};
     REQUIRE(add_stream(setup.js, "FATE", "fate.>") == NATS_OK);
   }
   auto s = fast_settings(server.url());
-  s.nats.max_reconnect = 3; // nats.c gives up after about 300 ms
+  s.nats.max_reconnect = give_up ? 3 : 1000; // giving up after about 300 ms, or never
   s.nats.reconnect_wait = 100ms;
   s.policy.base_delay = 200ms;
   s.policy.max_attempts = 50;
@@ -133,25 +134,243 @@ TEST_CASE("publishes accepted while nats.c reconnects and then gives up all arri
     raw_reader r{server.url()};
     REQUIRE(eventually([&] { return r.count("FATE") == before; }));
   }
+  std::unique_ptr<steady_publisher> pub;
+  if (publish_during_stop)
+    pub = std::make_unique<steady_publisher>(f.sys, f.svc->api(), "fate.x", before);
   server.stop();
   REQUIRE(f.await_state(connection_state::reconnecting));
-  // Steady publishing through nats.c's reconnect window, its give-up, the restart and after.
-  steady_publisher pub{f.sys, f.svc->api(), "fate.x", before};
-  REQUIRE(f.await_state(connection_state::restarting));
-  auto at_give_up = pub.next.load();
-  REQUIRE(eventually([&] { return pub.next.load() >= at_give_up + 200; }));
+  if (!pub)
+    pub = std::make_unique<steady_publisher>(f.sys, f.svc->api(), "fate.x", before);
+  if (give_up)
+    REQUIRE(f.await_state(connection_state::restarting));
+  auto at_give_up = pub->next.load();
+  REQUIRE(eventually([&] { return pub->next.load() >= at_give_up + 200; }));
   server.start();
   REQUIRE(f.await_state(connection_state::connected));
-  auto at_up = pub.next.load();
-  REQUIRE(eventually([&] { return pub.next.load() >= at_up + 200; }));
-  pub.stop();
-  int total = pub.next.load();
+  auto at_up = pub->next.load();
+  REQUIRE(eventually([&] { return pub->next.load() >= at_up + 200; }));
+  pub->stop();
+  int total = pub->next.load();
   INFO("published " << total << ": " << before << " before the outage, " << at_give_up - before
                     << " while nats.c reconnected, " << at_up - at_give_up
-                    << " while the supervisor restarted, " << total - at_up << " after");
+                    << (give_up ? " while the supervisor restarted, " : " more while down, ")
+                    << total - at_up << " after");
   raw_reader r{server.url()};
   eventually([&] { return r.count("FATE") >= static_cast<uint64_t>(total); });
   auto got = r.payloads("FATE");
-  INFO("missing: " << total - static_cast<int>(got.size()));
-  CHECK(difference(got, sequence(total)) == "");
+  auto st = f.status_of(server.url());
+  REQUIRE(st);
+  INFO("missing: " << total - static_cast<int>(got.size()) << "; replayed "
+                   << st->publishes.replayed << ", buffered " << st->publishes.buffered
+                   << ", dropped " << st->publishes.dropped_total());
+  CHECK(st->publishes.buffered == 0);
+  CHECK(st->publishes.dropped_total() == 0);
+  if (!publish_during_stop) {
+    CHECK(st->publishes.replayed >= static_cast<uint64_t>(at_up - before));
+    CHECK(difference(got, sequence(total)) == "");
+  }
+  return total - static_cast<int>(got.size());
+}
+
+} // namespace
+
+TEST_CASE("publishes accepted while nats.c reconnects and then gives up all arrive in order "
+          "after the supervisor restart",
+          "[fate][faults]") {
+  steady_outage(true, false);
+}
+
+TEST_CASE("publishes accepted while nats.c reconnects all arrive in order once it reconnected",
+          "[fate][faults]") {
+  steady_outage(false, false);
+}
+
+TEST_CASE("publishing steadily while the server stops: how many are in doubt", "[fate][faults]") {
+  auto missing = steady_outage(true, true);
+  WARN("publishes lost at the stop: " << missing);
+  // Only those handed to nats.c between the stop and the disconnect callback, a few ms of them.
+  CHECK(missing <= 20);
+}
+
+namespace {
+
+/// Collects the publishes_dropped events a watcher received until `want` messages were reported
+/// (or the deadline passed); state changes stay in its mailbox.
+std::vector<publishes_dropped> await_drops(caf::scoped_actor& watcher, uint64_t want,
+                                           caf::timespan deadline = 10s) {
+  std::vector<publishes_dropped> out;
+  uint64_t got = 0;
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (got < want && std::chrono::steady_clock::now() < until)
+    watcher->receive([&](publishes_dropped& ev) {
+      got += ev.messages;
+      out.push_back(std::move(ev));
+    },
+                     caf::after(100ms) >> [] { /* nop: the deadline is checked above */ });
+  return out;
+}
+
+uint64_t messages_in(const std::vector<publishes_dropped>& events) {
+  uint64_t n = 0;
+  for (auto& ev : events)
+    n += ev.messages;
+  return n;
+}
+
+using publish_answer = decltype(std::declval<caf::scoped_actor&>()->request(
+  std::declval<connection_api>(), 1s, pub_atom_v, std::string{}, outgoing{}));
+
+/// The answer to an awaited publish: empty (written) or its error (the request's own deadline
+/// bounds the wait).
+std::string outcome(publish_answer& handle) {
+  std::string out;
+  handle.receive([] { /* nop: written */ }, [&](caf::error& err) { out = describe(err); });
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("over the bound the sender is told: typed errors and events with the missing counts",
+          "[fate]") {
+  nats_server server;
+  {
+    raw_reader setup{server.url()};
+    REQUIRE(add_stream(setup.js, "BOUND", "bound.>") == NATS_OK);
+  }
+  auto s = fast_settings(server.url());
+  s.nats.max_reconnect = 1000; // nats.c reconnects by itself: the same connection comes back
+  s.publish_buffer_messages = 50;
+  service_fixture f{s};
+  caf::scoped_actor drops{f.sys};
+  f.svc->watch(drops);
+  REQUIRE_FALSE(f.svc->publish(outgoing{"bound.x", "before", {}}));
+  server.stop();
+  REQUIRE(f.await_state(connection_state::reconnecting));
+  auto svc = f.svc->api();
+  // 80 fire and forget: 50 fit, 30 are dropped; then 5 awaited ones, over the bound as well.
+  for (int i = 0; i < 80; ++i)
+    caf::anon_send(svc, pub_atom_v, std::string{}, outgoing{"bound.x", std::to_string(i), {}});
+  caf::scoped_actor sender{f.sys};
+  std::vector<publish_answer> awaited;
+  for (int i = 0; i < 5; ++i)
+    awaited.push_back(sender->request(svc, 30s, pub_atom_v, std::string{},
+                                      outgoing{"bound.y", std::to_string(i), {}}));
+  for (auto& a : awaited) {
+    auto o = outcome(a);
+    CHECK_THAT(o, Catch::Contains("natsvisor.dropped") && Catch::Contains("over_bound")
+                    && Catch::Contains("publish_buffer_messages 50"));
+  }
+  auto events = await_drops(drops, 30);
+  CHECK(messages_in(events) == 30);
+  REQUIRE_FALSE(events.empty());
+  CHECK(events.back().reason == drop_reason::over_bound);
+  CHECK(events.back().total == 30); // the awaited ones came after the last event
+  CHECK(events.back().url == server.url());
+  auto st = f.status_of(server.url());
+  REQUIRE(st);
+  CHECK(st->publishes.buffered == 50);
+  CHECK(st->publishes.dropped[static_cast<size_t>(drop_reason::over_bound)] == 35);
+  server.start();
+  REQUIRE(f.await_state(connection_state::connected));
+  raw_reader r{server.url()};
+  CHECK(eventually([&] { return r.count("BOUND") >= 51; }));
+  auto got = r.payloads("BOUND");
+  std::vector<std::string> want{"before"};
+  for (auto& x : sequence(50))
+    want.push_back(x);
+  CHECK(difference(got, want) == "");
+  auto after = f.status_of(server.url());
+  REQUIRE(after);
+  CHECK(after->publishes.buffered == 0);
+  CHECK(after->publishes.replayed == 51); // "before" too: held while the first connect ran
+}
+
+TEST_CASE("at give-up every held publish is reported: typed errors and an event with counts",
+          "[fate]") {
+  nats_server server;
+  auto s = fast_settings(server.url());
+  s.nats.max_reconnect = 2;
+  s.policy.max_attempts = 0; // give up as soon as nats.c does
+  service_fixture f{s};
+  caf::scoped_actor drops{f.sys};
+  f.svc->watch(drops);
+  REQUIRE_FALSE(f.svc->publish(outgoing{"gone.x", "before", {}}));
+  server.kill();
+  REQUIRE(f.await_state(connection_state::reconnecting));
+  auto svc = f.svc->api();
+  for (int i = 0; i < 10; ++i)
+    caf::anon_send(svc, pub_atom_v, std::string{}, outgoing{"gone.x", std::to_string(i), {}});
+  caf::scoped_actor sender{f.sys};
+  std::vector<publish_answer> awaited;
+  for (int i = 0; i < 3; ++i)
+    awaited.push_back(sender->request(svc, 30s, pub_atom_v, std::string{},
+                                      outgoing{"gone.y", std::to_string(i), {}}));
+  REQUIRE(f.await_state(connection_state::gave_up));
+  for (auto& a : awaited)
+    CHECK_THAT(outcome(a), Catch::Contains("natsvisor.dropped") && Catch::Contains("gave_up"));
+  auto events = await_drops(drops, 10);
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].reason == drop_reason::gave_up);
+  CHECK(events[0].messages == 10);
+  CHECK(events[0].total == 13);
+  // After the give-up: an awaited publish is refused at once, a fire-and-forget one reported.
+  auto late = f.svc->publish(outgoing{"gone.z", "late", {}});
+  CHECK(code_of(late) == errc::gave_up);
+  caf::anon_send(svc, pub_atom_v, std::string{}, outgoing{"gone.z", "late", {}});
+  auto more = await_drops(drops, 1);
+  REQUIRE(more.size() == 1);
+  CHECK(more[0].total == 15);
+  auto st = f.status_of(server.url());
+  REQUIRE(st);
+  CHECK(st->publishes.buffered == 0);
+  CHECK(st->publishes.dropped[static_cast<size_t>(drop_reason::gave_up)] == 15);
+}
+
+TEST_CASE("a confirmed publish is answered only once the server has read it", "[fate]") {
+  nats_server server;
+  auto s = fast_settings(server.url());
+  s.nats.max_reconnect = 2;
+  service_fixture f{s};
+  raw_reader r{server.url()};
+  std::atomic<int> got{0};
+  natsSubscription* sub = nullptr;
+  auto on_msg = [](natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
+    ++*static_cast<std::atomic<int>*>(closure);
+    natsMsg_Destroy(m);
+  };
+  REQUIRE(natsConnection_Subscribe(&sub, r.nc, "conf.x", on_msg, &got) == NATS_OK);
+  REQUIRE(natsConnection_FlushTimeout(r.nc, 2000) == NATS_OK);
+  REQUIRE_FALSE(f.svc->publish_confirmed(outgoing{"conf.x", "1", {}}));
+  CHECK(eventually([&] { return got.load() == 1; }));
+  SECTION("a stopped (hung) server never confirms, though nats.c takes the message") {
+    ::kill(server.pid(), SIGSTOP);
+    auto plain = f.svc->publish(outgoing{"conf.x", "2", {}});
+    auto confirmed = f.svc->publish_confirmed(outgoing{"conf.x", "3", {}}, 500ms);
+    ::kill(server.pid(), SIGCONT);
+    CHECK_FALSE(plain); // nats.c took it: that is all a plain publish says
+    CHECK(code_of(confirmed) == errc::timeout);
+  }
+  SECTION("a confirmed publish made during an outage is answered after the restart") {
+    auto held_before = f.status_of(server.url());
+    REQUIRE(held_before);
+    server.kill();
+    REQUIRE(f.await_state(connection_state::reconnecting));
+    std::atomic<bool> answered{false};
+    caf::error result;
+    std::thread confirm{[&] {
+      result = f.svc->publish_confirmed(outgoing{"conf.x", "4", {}});
+      answered = true;
+    }};
+    REQUIRE(f.await_state(connection_state::restarting));
+    CHECK_FALSE(answered.load()); // held, not answered
+    server.start();
+    natsSubscription_Destroy(sub);
+    sub = nullptr;
+    confirm.join();
+    CHECK_FALSE(result);
+    auto st = f.status_of(server.url());
+    REQUIRE(st);
+    CHECK(st->publishes.replayed == held_before->publishes.replayed + 1);
+  }
+  natsSubscription_Destroy(sub);
 }
