@@ -62,7 +62,18 @@ const family families[] = {
    [](const url_status& s) { return s.pool.closed; }},
   {"natsvisor_pool_leaks_total", "counter", "Leases reported as held past leak_threshold.",
    [](const url_status& s) { return s.pool.leaks; }},
+  {"natsvisor_publish_buffered", "gauge",
+   "Message-path publish messages held while the connection is down.",
+   [](const url_status& s) { return s.publishes.buffered; }},
+  {"natsvisor_publish_buffered_bytes", "gauge", "Bytes of the held publishes.",
+   [](const url_status& s) { return s.publishes.buffered_bytes; }},
+  {"natsvisor_publish_replayed_total", "counter",
+   "Held publish messages written once a connection was up.",
+   [](const url_status& s) { return s.publishes.replayed; }},
 };
+
+const drop_reason all_reasons[] = {drop_reason::over_bound, drop_reason::gave_up,
+                                   drop_reason::closed, drop_reason::stopped};
 
 const connection_state all_states[] = {
   connection_state::connecting, connection_state::reconnecting, connection_state::connected,
@@ -108,6 +119,17 @@ std::string to_prometheus(const status_report& report, const std::string& app) {
         .append(",state=\"")
         .append(to_string(state))
         .append(state == s.state ? "\"} 1\n" : "\"} 0\n");
+  header(out, "natsvisor_publish_dropped_total", "counter",
+         "Message-path publish messages natsvisor could not keep, by reason.");
+  for (auto& s : report)
+    for (auto reason : all_reasons)
+      out.append("natsvisor_publish_dropped_total{")
+        .append(labels(app, s))
+        .append(",reason=\"")
+        .append(to_string(reason))
+        .append("\"} ")
+        .append(std::to_string(s.publishes.dropped[static_cast<size_t>(reason)]))
+        .append("\n");
   for (auto& f : families) {
     header(out, f.name, f.type, f.help);
     for (auto& s : report)

@@ -270,6 +270,13 @@ TEST_CASE("over the bound the sender is told: typed errors and events with the m
   REQUIRE(st);
   CHECK(st->publishes.buffered == 50);
   CHECK(st->publishes.dropped[static_cast<size_t>(drop_reason::over_bound)] == 35);
+  auto report = f.svc->status();
+  REQUIRE(report);
+  auto text = to_prometheus(*report, "fate");
+  auto labels = "{app=\"fate\",url=\"" + server.url() + "\"";
+  CHECK_THAT(text, Catch::Contains("natsvisor_publish_dropped_total" + labels
+                                   + ",reason=\"over_bound\"} 35\n"));
+  CHECK_THAT(text, Catch::Contains("natsvisor_publish_buffered" + labels + "} 50\n"));
   server.start();
   REQUIRE(f.await_state(connection_state::connected));
   raw_reader r{server.url()};
