@@ -90,9 +90,14 @@ using connection_actor_type = caf::stateful_actor<connection_actor_state>;
 /// (bounce, key, request), with the requester's promise, to be parked for the next
 /// connection, until the supervisor sends (stop_conn, error).
 ///
+/// From nats.c's disconnect until the supervisor's (pub_resume) -> unit, every publish is handed
+/// back as (bounce, key, publish), to be held by the supervisor; the answer to pub_resume
+/// follows everything handed back before it.
+///
 /// Answers (stats) -> traffic in every state. Serves, while connected or reconnecting: health -> health_result (a non-blocking round trip);
 /// (pub, outgoing), (pub, vector<outgoing>), (pub, packed_batch); (req, outgoing, timeout) ->
-/// nats_message; (js_pub, outgoing, timeout) -> js_ack; (sub, id, subject, queue, subscriber) ->
+/// nats_message; (pub_conf, outgoing, timeout) -> unit once the server has read it;
+/// (js_pub, outgoing, timeout) -> js_ack; (sub, id, subject, queue, subscriber) ->
 /// id once the server has the subscription; (unsub, id); (stop_conn, error): answers everything in
 /// flight with the error, closes the connection, quits.
 ///

@@ -155,7 +155,9 @@ void unsubscribe(Self* self, const Handle& svc, uint64_t id, std::string url = {
   self->send(svc, unsub_atom_v, std::move(url), id);
 }
 
-/// `watcher` receives a state_changed message for every state change of every URL.
+/// `watcher` receives a state_changed message for every state change of every URL, a
+/// lease_leaked for a lease held too long and a publishes_dropped when fire-and-forget
+/// publishes could not be kept.
 template <class Self, class Handle>
 void watch(Self* self, const Handle& svc, const caf::actor& watcher) {
   self->send(svc, watch_atom_v, watcher);

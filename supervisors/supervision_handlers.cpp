@@ -132,9 +132,15 @@ caf::response_promise publish_returned(self_ptr self, const std::string& key, ca
   auto rp = p.promise;
   auto* e = find_entry(self, key);
   if (!e) { // closed and forgotten: nothing is counted any more, the sender is still told
-    auto err = make_error(errc::dropped, "closed: the URL was closed before the publish could be "
-                                         "written", redact(key));
-    detail::deliver_error(rp, std::move(err));
+    auto url = redact(key);
+    if (rp.async()) {
+      publishes_dropped ev{url, drop_reason::closed, 1, 0, 0, caf::make_timestamp()};
+      for (auto& w : self->state.watchers)
+        self->send(w, ev);
+    } else {
+      rp.deliver(make_error(errc::dropped,
+                            "closed: the URL was closed before the publish could be written", url));
+    }
     return rp;
   }
   auto err = refusal(self, *e);
@@ -352,6 +358,8 @@ caf::message_handler message_path(self_ptr self) {
       ensure_msg_id(self, m);
       return forward(self, url, js_pub_atom_v, std::move(m), timeout);
     },
+    // A publish the connection actor handed back (it lost its connection, or was not resumed
+    // yet) goes to the URL's outbox, before everything accepted since.
     // A request a failed connection handed back, with its requester's promise: parked for the
     // next connection of the URL (never for the generation that failed).
     // The failure report (conn_down) precedes every bounce from the same child, so the slot is
