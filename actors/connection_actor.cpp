@@ -1,6 +1,7 @@
 #include "actors/connection_actor.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "caf/all.hpp"
@@ -417,6 +418,18 @@ bool hands_back_publishes(self_ptr self) {
   return !self->state.connected || self->state.holding;
 }
 
+// Hands one publish to nats.c; the answer when it was not written (handed back, or failed).
+std::optional<caf::result<caf::unit_t>> write_publish(self_ptr self, const outgoing& m) {
+  if (hands_back_publishes(self))
+    return bounce<caf::unit_t>(self);
+  auto s = detail::publish(self->state.core->nc, m);
+  if (closed_under_us(self, s))
+    return bounce<caf::unit_t>(self);
+  if (s != NATS_OK)
+    return detail::fail<caf::unit_t>(self, publish_error(self, s, m.subject));
+  return std::nullopt;
+}
+
 // The message path while connected or reconnecting (nats.c buffers writes meanwhile).
 caf::message_handler serving(self_ptr self) {
   return {
@@ -427,13 +440,8 @@ caf::message_handler serving(self_ptr self) {
       return rp;
     },
     [self](pub_atom, const outgoing& m) -> caf::result<caf::unit_t> {
-      if (hands_back_publishes(self))
-        return bounce<caf::unit_t>(self);
-      auto s = detail::publish(self->state.core->nc, m);
-      if (closed_under_us(self, s))
-        return bounce<caf::unit_t>(self);
-      if (s != NATS_OK)
-        return detail::fail<caf::unit_t>(self, publish_error(self, s, m.subject));
+      if (auto not_written = write_publish(self, m))
+        return std::move(*not_written);
       flush_if_idle(self);
       return caf::unit;
     },
@@ -490,13 +498,8 @@ caf::message_handler serving(self_ptr self) {
     },
     // Answered once the server has read it: a round trip through the own inbox after it.
     [self](pub_conf_atom, const outgoing& m, caf::timespan timeout) -> caf::result<caf::unit_t> {
-      if (hands_back_publishes(self))
-        return bounce<caf::unit_t>(self);
-      auto s = detail::publish(self->state.core->nc, m);
-      if (closed_under_us(self, s))
-        return bounce<caf::unit_t>(self);
-      if (s != NATS_OK)
-        return detail::fail<caf::unit_t>(self, publish_error(self, s, m.subject));
+      if (auto not_written = write_publish(self, m))
+        return std::move(*not_written);
       auto rp = self->make_response_promise();
       auto retry = self->current_mailbox_element()->copy_content_to_message();
       barrier(self, pending_request{pending_request::confirmed, rp, std::move(retry), {}, 0},

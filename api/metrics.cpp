@@ -110,26 +110,31 @@ std::string escape_label_value(const std::string& value) {
 
 std::string to_prometheus(const status_report& report, const std::string& app) {
   std::string out;
+  // One sample with a label beside app and url.
+  auto sample = [&](const char* name, const url_status& s, const char* label, const char* value,
+                    uint64_t x) {
+    out.append(name)
+      .append("{")
+      .append(labels(app, s))
+      .append(",")
+      .append(label)
+      .append("=\"")
+      .append(value)
+      .append("\"} ")
+      .append(std::to_string(x))
+      .append("\n");
+  };
   header(out, "natsvisor_connection_state", "gauge",
          "1 for the state the URL's connection is in, 0 for the others.");
   for (auto& s : report)
     for (auto state : all_states)
-      out.append("natsvisor_connection_state{")
-        .append(labels(app, s))
-        .append(",state=\"")
-        .append(to_string(state))
-        .append(state == s.state ? "\"} 1\n" : "\"} 0\n");
+      sample("natsvisor_connection_state", s, "state", to_string(state), state == s.state ? 1 : 0);
   header(out, "natsvisor_publish_dropped_total", "counter",
          "Message-path publish messages natsvisor could not keep, by reason.");
   for (auto& s : report)
     for (auto reason : all_reasons)
-      out.append("natsvisor_publish_dropped_total{")
-        .append(labels(app, s))
-        .append(",reason=\"")
-        .append(to_string(reason))
-        .append("\"} ")
-        .append(std::to_string(s.publishes.dropped[static_cast<size_t>(reason)]))
-        .append("\n");
+      sample("natsvisor_publish_dropped_total", s, "reason", to_string(reason),
+             s.publishes.dropped[static_cast<size_t>(reason)]);
   for (auto& f : families) {
     header(out, f.name, f.type, f.help);
     for (auto& s : report)

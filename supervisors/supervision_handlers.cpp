@@ -58,21 +58,34 @@ bool is_watcher(self_ptr self, const caf::actor& a) {
   return std::find(ws.begin(), ws.end(), a) != ws.end();
 }
 
+// The entry of `url` to serve on; null once `rp` got the error of a bad URL, or `on_refused`
+// ran with the reason why nothing may be served on the entry now.
+template <class OnRefused>
+url_entry* entry_to_serve(self_ptr self, const std::string& url, caf::response_promise& rp,
+                          OnRefused on_refused) {
+  auto entry = entry_for(self, url);
+  if (!entry) {
+    detail::deliver_error(rp, std::move(entry.error()));
+    return nullptr;
+  }
+  if (auto err = refusal(self, **entry)) {
+    on_refused(**entry, std::move(err));
+    return nullptr;
+  }
+  return *entry;
+}
+
 // Serves a request on the URL's shared connection, or parks it until that is up.
 caf::response_promise serve(self_ptr self, request_kind kind, const std::string& url,
                             caf::message forward = {}) {
   parked_request r{kind, self->make_response_promise(), std::move(forward)};
   auto rp = r.promise;
-  auto entry = entry_for(self, url);
-  if (!entry) {
-    detail::deliver_error(rp, std::move(entry.error()));
-    return rp;
-  }
-  auto& e = **entry;
-  if (auto err = refusal(self, e)) {
+  auto* found = entry_to_serve(self, url, rp, [&r](url_entry& e, caf::error err) {
     refuse(e, r, std::move(err)); // a health check answers unhealthy, not with an error
+  });
+  if (!found)
     return rp;
-  }
+  auto& e = *found;
   ensure_shared(self, e);
   if (e.slots[0].machine.usable()) {
     answer(self, e, r);
@@ -109,19 +122,14 @@ template <class... Ts>
 caf::response_promise accept_publish(self_ptr self, const std::string& url, Ts&&... xs) {
   held_publish p{self->make_response_promise(), caf::make_message(std::forward<Ts>(xs)...)};
   auto rp = p.promise;
-  auto entry = entry_for(self, url);
-  if (!entry) {
-    detail::deliver_error(rp, std::move(entry.error()));
+  auto* e = entry_to_serve(self, url, rp, [self, &p](url_entry& x, caf::error err) {
+    refuse_publish(self, x, std::move(p), std::move(err));
+    forget_if_idle(self, x); // a refused publish leaves no entry behind
+  });
+  if (!e)
     return rp;
-  }
-  auto& e = **entry;
-  if (auto err = refusal(self, e)) {
-    refuse_publish(self, e, std::move(p), std::move(err));
-    forget_if_idle(self, e); // a refused publish leaves no entry behind
-    return rp;
-  }
-  ensure_shared(self, e);
-  publish(self, e, std::move(p), false);
+  ensure_shared(self, *e);
+  publish(self, *e, std::move(p), false);
   return rp;
 }
 
