@@ -381,3 +381,43 @@ TEST_CASE("a confirmed publish is answered only once the server has read it", "[
   }
   natsSubscription_Destroy(sub);
 }
+
+TEST_CASE("close and shutdown report every held publish with its reason", "[fate]") {
+  nats_server server;
+  auto s = fast_settings(server.url());
+  s.nats.max_reconnect = 1000; // held while nats.c keeps trying
+  service_fixture f{s};
+  caf::scoped_actor drops{f.sys};
+  f.svc->watch(drops);
+  REQUIRE_FALSE(f.svc->publish(outgoing{"end.x", "before", {}}));
+  server.kill();
+  REQUIRE(f.await_state(connection_state::reconnecting));
+  auto svc = f.svc->api();
+  for (int i = 0; i < 5; ++i)
+    caf::anon_send(svc, pub_atom_v, std::string{}, outgoing{"end.x", std::to_string(i), {}});
+  caf::scoped_actor sender{f.sys};
+  std::vector<publish_answer> awaited;
+  for (int i = 0; i < 2; ++i)
+    awaited.push_back(sender->request(svc, 30s, pub_atom_v, std::string{},
+                                      outgoing{"end.y", std::to_string(i), {}}));
+  REQUIRE(eventually([&] {
+    auto st = f.status_of(server.url());
+    return st && st->publishes.buffered == 7;
+  }));
+  std::string reason;
+  SECTION("close_connection") {
+    REQUIRE_FALSE(f.svc->close_connection());
+    reason = "closed";
+  }
+  SECTION("the service stops") {
+    f.svc->stop();
+    reason = "stopped";
+  }
+  for (auto& a : awaited)
+    CHECK_THAT(outcome(a), Catch::Contains("natsvisor.dropped") && Catch::Contains(reason + ":"));
+  auto events = await_drops(drops, 5);
+  REQUIRE(events.size() == 1);
+  CHECK(to_string(events[0].reason) == reason);
+  CHECK(events[0].messages == 5);
+  CHECK(events[0].total == 7);
+}
