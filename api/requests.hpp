@@ -78,7 +78,7 @@ auto request_lease(Self* self, const Handle& svc, std::string url = {},
 
 /// Publishes through the message path; answered (empty) once nats.c took the message, or, when
 /// the connection was down, once the supervisor wrote it on the next one (errc::dropped when it
-/// could not keep it: buffer bound, give-up, close, stop).
+/// could not keep it: buffer bound, give-up, close, stop, or held for request_timeout).
 template <class Self, class Handle>
 auto request_publish(Self* self, const Handle& svc, outgoing msg, std::string url = {},
                      caf::timespan deadline = default_request_deadline) {

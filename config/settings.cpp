@@ -222,7 +222,8 @@ const std::vector<key_spec>& specs() {
     {{"connection_timeout", "10s", "nats.c's timeout for one connect attempt"},
      duration_key(NV_FIELD(connection_timeout), false)},
     {{"request_timeout", "10s",
-      "how long a request waits for a (re)starting connection before a timeout error"},
+      "how long a request waits for a (re)starting connection before a timeout error; an "
+      "awaited publish held that long is dropped (dropped, reason timeout)"},
      duration_key(NV_FIELD(request_timeout), false)},
     {{"max_reconnect_attempts", "5",
       "supervisor restarts per failure episode before giving up (0 = give up at once)"},

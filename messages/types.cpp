@@ -21,6 +21,7 @@ const char* to_string(drop_reason x) {
     case drop_reason::gave_up: return "gave_up";
     case drop_reason::closed: return "closed";
     case drop_reason::stopped: return "stopped";
+    case drop_reason::timeout: return "timeout";
   }
   return "unknown";
 }

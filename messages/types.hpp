@@ -104,9 +104,10 @@ enum class drop_reason : uint8_t {
   gave_up,    ///< the supervisor gave up on the URL
   closed,     ///< the URL was closed on request
   stopped,    ///< the connection service stopped
+  timeout,    ///< an awaited publish not written within request_timeout (fire and forget: never)
 };
 
-constexpr size_t drop_reason_count = 4;
+constexpr size_t drop_reason_count = 5;
 
 const char* to_string(drop_reason x);
 
@@ -145,7 +146,7 @@ struct publish_status {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, publish_status& x) {
   return f(caf::meta::type_name("publish_status"), x.buffered, x.buffered_bytes, x.replayed,
-           x.dropped[0], x.dropped[1], x.dropped[2], x.dropped[3]);
+           x.dropped[0], x.dropped[1], x.dropped[2], x.dropped[3], x.dropped[4]);
 }
 
 /// One URL's line in status().

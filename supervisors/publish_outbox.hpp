@@ -13,13 +13,18 @@
 // - Every message ends in exactly one fate: written (take_all, counted as replayed) or dropped
 //   with a reason (counted per reason). The counts include drops the supervisor reports for
 //   publishes it refused at the door (count_dropped).
+// - An entry may carry a deadline (a publish whose sender awaits an answer): `expire(now)` drops
+//   those past it (reason timeout), keeping the order of the rest. The timer protocol is the
+//   deadline table's (base/deadline_table.hpp): `rearm()` after changes, `expire` when it fires.
 
 #include <cstdint>
 #include <deque>
+#include <set>
 #include <optional>
 #include <utility>
 #include <vector>
 
+#include "base/time.hpp"
 #include "messages/types.hpp"
 
 namespace natsvisor {
@@ -31,6 +36,7 @@ class publish_outbox {
     T item;
     uint64_t messages = 1; ///< a batch is one entry of many messages
     uint64_t bytes = 0;
+    std::optional<steady_time> deadline; ///< none: held until written or dropped otherwise
   };
 
   publish_outbox(uint64_t max_messages, uint64_t max_bytes)
@@ -60,6 +66,42 @@ class publish_outbox {
     return out;
   }
 
+  /// Every entry whose deadline is at or before `now`, dropped (timeout); the rest keep their
+  /// order. Forgets an armed timer due at or before `now`.
+  std::vector<entry> expire(steady_time now) {
+    std::vector<entry> out;
+    if (armed_ && *armed_ <= now)
+      armed_.reset();
+    if (deadlines_.empty() || *deadlines_.begin() > now)
+      return out;
+    for (auto* q : {&returned_, &fresh_}) {
+      std::deque<entry> kept;
+      for (auto& e : *q) {
+        if (e.deadline && *e.deadline <= now)
+          out.push_back(std::move(e));
+        else
+          kept.push_back(std::move(e));
+      }
+      q->swap(kept);
+    }
+    for (auto& e : out) {
+      forget(e);
+      count_dropped(drop_reason::timeout, e.messages);
+    }
+    return out;
+  }
+
+  /// When a timer must be armed: the earliest deadline, if no timer is armed for it or earlier.
+  std::optional<steady_time> rearm() {
+    if (deadlines_.empty())
+      return std::nullopt;
+    auto earliest = *deadlines_.begin();
+    if (armed_ && *armed_ <= earliest)
+      return std::nullopt;
+    armed_ = earliest;
+    return earliest;
+  }
+
   /// Counts publishes dropped without ever being held (refused at the door).
   void count_dropped(drop_reason reason, uint64_t messages) {
     dropped_[static_cast<size_t>(reason)] += messages;
@@ -83,8 +125,17 @@ class publish_outbox {
     }
     messages_ += e.messages;
     bytes_ += e.bytes;
+    if (e.deadline)
+      deadlines_.insert(*e.deadline);
     q.push_back(std::move(e));
     return std::nullopt;
+  }
+
+  void forget(const entry& e) {
+    messages_ -= e.messages;
+    bytes_ -= e.bytes;
+    if (e.deadline)
+      deadlines_.erase(deadlines_.find(*e.deadline));
   }
 
   std::vector<entry> take() {
@@ -97,6 +148,7 @@ class publish_outbox {
     }
     messages_ = 0;
     bytes_ = 0;
+    deadlines_.clear();
     return out;
   }
 
@@ -108,6 +160,8 @@ class publish_outbox {
   uint64_t bytes_ = 0;
   uint64_t replayed_ = 0;
   uint64_t dropped_[drop_reason_count] = {};
+  std::multiset<steady_time> deadlines_;
+  std::optional<steady_time> armed_;
 };
 
 } // namespace natsvisor

@@ -130,12 +130,17 @@ void fail_waiters(url_entry& e, const caf::error& err) {
     detail::deliver_error(w.promise, err);
 }
 
-// One timer for the earliest deadline of the URL's parked requests and lease waiters.
+// One timer for the earliest deadline of the URL's parked requests and lease waiters, and one
+// for its held publishes that are awaited (up to 50 ms late, so that publishes held a
+// millisecond apart do not each cost a scan of the outbox).
 void arm_timers(self_ptr self, url_entry& e) {
   auto now = steady_clock::now();
   for (auto at : {e.parked.rearm(), e.pool.rearm()})
     if (at)
       self->delayed_send(self, std::max(caf::timespan{0}, *at - now), sweep_atom_v, e.key);
+  if (auto at = e.outbox.rearm())
+    self->delayed_send(self, std::max(caf::timespan{0}, *at - now) + std::chrono::milliseconds(50),
+                       sweep_atom_v, e.key);
 }
 
 // -- publishes ------------------------------------------------------------------------------------
@@ -183,6 +188,10 @@ std::string drop_detail(self_ptr self, const url_entry& e, drop_reason reason) {
     case drop_reason::closed: return "the URL was closed before the publish could be written";
     case drop_reason::stopped:
       return "the connection service stopped before the publish could be written";
+    case drop_reason::timeout:
+      return "not written within request_timeout ("
+             + std::to_string(to_ms(cfg.request_timeout)) + " ms), state "
+             + to_string(e.slots[0].machine.state());
   }
   return {};
 }
@@ -233,7 +242,7 @@ void refuse_publish(self_ptr self, url_entry& e, held_publish p, caf::error err)
   auto [messages, bytes] = publish_size(p.msg);
   e.outbox.count_dropped(reason, messages);
   std::vector<held_entry> one;
-  one.push_back(held_entry{std::move(p), messages, bytes});
+  one.push_back(held_entry{std::move(p), messages, bytes, std::nullopt});
   report_dropped(self, e, reason, std::move(one), std::move(err));
 }
 
@@ -250,13 +259,23 @@ void publish(self_ptr self, url_entry& e, held_publish p, bool returned) {
     return;
   }
   auto [messages, bytes] = publish_size(p.msg);
-  held_entry x{std::move(p), messages, bytes};
+  // A sender awaiting the answer gets it within request_timeout, like a parked request.
+  std::optional<steady_time> deadline;
+  if (!p.promise.async())
+    deadline = steady_clock::now() + self->state.cfg->request_timeout;
+  held_entry x{std::move(p), messages, bytes, deadline};
   auto refused = returned ? e.outbox.add_returned(std::move(x)) : e.outbox.add(std::move(x));
   if (refused) {
     std::vector<held_entry> one;
     one.push_back(std::move(*refused));
     report_dropped(self, e, drop_reason::over_bound, std::move(one));
   }
+  if (deadline)
+    arm_timers(self, e);
+}
+
+void expire_publishes(self_ptr self, url_entry& e) {
+  report_dropped(self, e, drop_reason::timeout, e.outbox.expire(steady_clock::now()));
 }
 
 // After the shared connection came (back) up: the child hands back every publish it got before

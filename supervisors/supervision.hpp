@@ -60,6 +60,8 @@ void publish(self_ptr self, url_entry& e, held_publish p, bool returned);
 /// Counts and reports a publish refused at the door (the URL gave up, closes, or the service
 /// stops): its sender gets `err` (errc::dropped when none), a fire-and-forget one an event.
 void refuse_publish(self_ptr self, url_entry& e, held_publish p, caf::error err);
+/// Drops (reason timeout) the held publishes whose senders waited request_timeout.
+void expire_publishes(self_ptr self, url_entry& e);
 void on_down(self_ptr self, caf::down_msg& msg);
 
 caf::message_handler handle_requests(self_ptr self);

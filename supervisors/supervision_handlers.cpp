@@ -506,6 +506,7 @@ caf::message_handler from_children(self_ptr self) {
                                            + std::to_string(e->pool.active()) + " of "
                                            + std::to_string(e->pool.capacity()) + " leased)",
                                          e->url));
+      expire_publishes(self, *e);
       arm_timers(self, *e);
     },
     [self](forget_atom, const std::string& key) {

@@ -421,3 +421,36 @@ TEST_CASE("close and shutdown report every held publish with its reason", "[fate
   CHECK(events[0].messages == 5);
   CHECK(events[0].total == 7);
 }
+
+TEST_CASE("an awaited publish held past request_timeout is answered and never written later",
+          "[fate]") {
+  nats_server server;
+  {
+    raw_reader setup{server.url()};
+    REQUIRE(add_stream(setup.js, "LATE", "late.>") == NATS_OK);
+  }
+  auto s = fast_settings(server.url());
+  s.nats.max_reconnect = 1000;
+  s.request_timeout = 500ms;
+  service_fixture f{s};
+  REQUIRE_FALSE(f.svc->publish(outgoing{"late.x", "before", {}}));
+  server.stop();
+  REQUIRE(f.await_state(connection_state::reconnecting));
+  caf::anon_send(f.svc->api(), pub_atom_v, std::string{}, outgoing{"late.x", "kept", {}});
+  auto start = std::chrono::steady_clock::now();
+  auto late = f.svc->publish(outgoing{"late.x", "awaited", {}});
+  auto waited = std::chrono::steady_clock::now() - start;
+  CHECK(code_of(late) == errc::dropped);
+  CHECK_THAT(describe(late), Catch::Contains("timeout: not written within request_timeout"));
+  CHECK(waited >= 450ms);
+  CHECK(waited < 3s);
+  auto st = f.status_of(server.url());
+  REQUIRE(st);
+  CHECK(st->publishes.buffered == 1); // the fire-and-forget one has no deadline
+  CHECK(st->publishes.dropped[static_cast<size_t>(drop_reason::timeout)] == 1);
+  server.start();
+  REQUIRE(f.await_state(connection_state::connected));
+  raw_reader r{server.url()};
+  CHECK(eventually([&] { return r.count("LATE") >= 2; }));
+  CHECK(r.payloads("LATE") == std::vector<std::string>{"before", "kept"});
+}

@@ -20,7 +20,7 @@ namespace {
 using outbox = publish_outbox<int>;
 
 outbox::entry item(int id, uint64_t messages = 1, uint64_t bytes = 10) {
-  return outbox::entry{id, messages, bytes};
+  return outbox::entry{id, messages, bytes, std::nullopt};
 }
 
 std::vector<int> ids(const std::vector<outbox::entry>& entries) {
@@ -76,6 +76,31 @@ TEST_CASE("drop_all hands everything back in order and counts it by reason", "[o
   CHECK(o.dropped(drop_reason::stopped) == 7);
   CHECK(o.dropped(drop_reason::closed) == 0);
   CHECK(o.replayed() == 0);
+}
+
+TEST_CASE("awaited publishes expire at their deadline, the rest keep their order", "[outbox]") {
+  outbox o{100, 1000};
+  auto t0 = steady_time{} + std::chrono::seconds(100);
+  auto at = [&](int ms) { return t0 + std::chrono::milliseconds(ms); };
+  o.add(outbox::entry{1, 1, 10, std::nullopt}); // fire and forget: no deadline
+  o.add(outbox::entry{2, 2, 10, at(30)});
+  o.add_returned(outbox::entry{0, 1, 10, at(10)});
+  o.add(outbox::entry{3, 1, 10, at(20)});
+  auto first = o.rearm();
+  REQUIRE(first);
+  CHECK(*first == at(10));
+  CHECK_FALSE(o.rearm()); // armed already
+  CHECK(o.expire(at(5)).empty());
+  CHECK(ids(o.expire(at(20))) == std::vector<int>{0, 3});
+  CHECK(o.dropped(drop_reason::timeout) == 2);
+  CHECK(o.messages() == 3);
+  CHECK(o.bytes() == 20);
+  auto next = o.rearm();
+  REQUIRE(next);
+  CHECK(*next == at(30));
+  CHECK(ids(o.take_all()) == std::vector<int>{1, 2});
+  CHECK_FALSE(o.rearm());
+  CHECK(o.expire(at(1000)).empty());
 }
 
 namespace {
@@ -143,7 +168,7 @@ struct model {
       child_mailbox.push_back(pub{id});
       return;
     }
-    if (auto refused = box.add(outbox::entry{id, messages, messages * 10}))
+    if (auto refused = box.add(outbox::entry{id, messages, messages * 10, std::nullopt}))
       drop(*refused);
   }
 
@@ -206,7 +231,8 @@ struct model {
       if (slot_connected && !resuming && box.empty()) {
         child_mailbox.push_back(pub{b->id}); // a late one: nothing older is held
       } else if (auto refused = box.add_returned(outbox::entry{b->id, size[b->id],
-                                                               size[b->id] * 10})) {
+                                                               size[b->id] * 10,
+                                                               std::nullopt})) {
         drop(*refused);
       }
     } else if (std::get<resumed>(next).token == resume_token) {
@@ -290,6 +316,7 @@ TEST_CASE("random give-ups and closes: every message is written or dropped with 
     std::mt19937 rng{seed};
     auto roll = [&](int n) { return std::uniform_int_distribution<int>{0, n - 1}(rng); };
     outbox o{static_cast<uint64_t>(1 + roll(30)), static_cast<uint64_t>(10 + roll(300))};
+    auto now = steady_time{} + std::chrono::seconds(1);
     std::map<int, int> fates;
     std::vector<int> written;
     std::map<drop_reason, uint64_t> dropped;
@@ -297,8 +324,11 @@ TEST_CASE("random give-ups and closes: every message is written or dropped with 
     int next_id = 0;
     for (int step = 0; step < 1000; ++step) {
       auto e = outbox::entry{next_id, static_cast<uint64_t>(1 + roll(3)),
-                             static_cast<uint64_t>(roll(40))};
-      switch (roll(8)) {
+                             static_cast<uint64_t>(roll(40)), std::nullopt};
+      if (roll(2) == 0)
+        e.deadline = now + std::chrono::milliseconds(roll(100));
+      now += std::chrono::milliseconds(roll(10));
+      switch (roll(9)) {
         case 0:
         case 1:
         case 2:
@@ -307,6 +337,14 @@ TEST_CASE("random give-ups and closes: every message is written or dropped with 
           if (auto refused = (roll(2) == 0 ? o.add(e) : o.add_returned(e))) {
             ++fates[refused->item];
             dropped[drop_reason::over_bound] += refused->messages;
+          }
+          break;
+        case 8:
+          for (auto& x : o.expire(now)) {
+            REQUIRE(x.deadline);
+            REQUIRE(*x.deadline <= now);
+            ++fates[x.item];
+            dropped[drop_reason::timeout] += x.messages;
           }
           break;
         case 4:
@@ -337,7 +375,7 @@ TEST_CASE("random give-ups and closes: every message is written or dropped with 
       REQUIRE(fates[id] == 1);
     CHECK(o.replayed() == replayed);
     for (auto r : {drop_reason::over_bound, drop_reason::gave_up, drop_reason::closed,
-                   drop_reason::stopped})
+                   drop_reason::stopped, drop_reason::timeout})
       CHECK(o.dropped(r) == dropped[r]);
   }
 }
