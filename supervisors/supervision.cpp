@@ -354,8 +354,7 @@ bool all_closed(const url_entry& e) {
 
 bool idle(const url_entry& e) {
   return !e.closing && all_closed(e) && e.parked.empty() && e.outbox.empty()
-         && e.pool.waiting() == 0
-         && e.pool.active() == 0 && e.active_scopes == 0;
+         && e.pool.waiting() == 0 && e.pool.active() == 0 && e.active_scopes == 0;
 }
 
 void forget_if_idle(self_ptr self, const url_entry& e) {
