@@ -1,6 +1,7 @@
 #include "actors/connection_actor.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "caf/all.hpp"
@@ -265,6 +266,7 @@ void finish_request(self_ptr self, nats_message& msg) {
                         no_responders ? std::nullopt : names_a_stream(msg.payload));
       break;
     case pending_request::js_retry: break; // not sent yet: no reply can come
+    case pending_request::confirmed: p.promise.deliver(caf::unit); break;
     case pending_request::js_check: {
       std::string problem;
       if (no_responders)
@@ -437,6 +439,11 @@ caf::message_handler common(self_ptr self) {
       stop(self, make_error(errc::connection_closed, "replaced", self->state.url), true);
     },
     [self](stats_atom) { return self->state.core ? read_stats(self) : traffic{}; },
+    // Everything the supervisor sent before this was handed back or written: publish again.
+    [self](pub_resume_atom) {
+      self->state.holding = false;
+      return caf::unit;
+    },
     [self](req_to_atom) {
       auto& st = self->state;
       for (auto& [token, p] : st.pending.expire(steady_clock::now())) {
@@ -465,6 +472,7 @@ caf::message_handler bouncing(self_ptr self) {
     [self](pub_atom, const outgoing&) { return bounce<caf::unit_t>(self); },
     [self](pub_atom, const std::vector<outgoing>&) { return bounce<uint64_t>(self); },
     [self](pub_atom, const packed_batch&) { return bounce<uint64_t>(self); },
+    [self](pub_conf_atom, const outgoing&, caf::timespan) { return bounce<caf::unit_t>(self); },
     [self](req_atom, const outgoing&, caf::timespan) { return bounce<nats_message>(self); },
     [self](js_pub_atom, const outgoing&, caf::timespan) { return bounce<js_ack>(self); },
     // Durable in the supervisor: subscribed again on the next connection.
@@ -529,6 +537,26 @@ caf::error partly_sent(const caf::error& err, uint64_t sent, size_t total) {
                     url_of(err));
 }
 
+// Publishes go back to the supervisor while nats.c reconnects and until the supervisor resumes
+// them: it holds them across a restart, nats.c's reconnect buffer would not.
+bool hands_back_publishes(self_ptr self) {
+  return !self->state.connected || self->state.holding;
+}
+
+// Hands one publish to nats.c; the answer when it was not written (handed back, or failed).
+std::optional<caf::result<caf::unit_t>> write_publish(self_ptr self, const outgoing& m) {
+  if (auto err = over_limits(self, m.subject, encoded_header_size(m.headers), m.payload.size()))
+    return detail::fail<caf::unit_t>(self, std::move(err));
+  if (hands_back_publishes(self))
+    return bounce<caf::unit_t>(self);
+  auto s = detail::publish(self->state.core->nc, m);
+  if (closed_under_us(self, s))
+    return bounce<caf::unit_t>(self);
+  if (s != NATS_OK)
+    return detail::fail<caf::unit_t>(self, publish_error(self, s, m.subject));
+  return std::nullopt;
+}
+
 // The message path while connected or reconnecting (nats.c buffers writes meanwhile).
 caf::message_handler serving(self_ptr self) {
   return {
@@ -539,17 +567,14 @@ caf::message_handler serving(self_ptr self) {
       return rp;
     },
     [self](pub_atom, const outgoing& m) -> caf::result<caf::unit_t> {
-      if (auto err = over_limits(self, m.subject, encoded_header_size(m.headers), m.payload.size()))
-        return detail::fail<caf::unit_t>(self, std::move(err));
-      auto s = detail::publish(self->state.core->nc, m);
-      if (closed_under_us(self, s))
-        return bounce<caf::unit_t>(self);
-      if (s != NATS_OK)
-        return detail::fail<caf::unit_t>(self, publish_error(self, s, m.subject));
+      if (auto not_written = write_publish(self, m))
+        return std::move(*not_written);
       flush_if_idle(self);
       return caf::unit;
     },
     [self](pub_atom, const std::vector<outgoing>& batch) -> caf::result<uint64_t> {
+      if (hands_back_publishes(self))
+        return bounce<uint64_t>(self);
       uint64_t sent = 0;
       for (auto& m : batch) {
         auto err = over_limits(self, m.subject, encoded_header_size(m.headers), m.payload.size());
@@ -572,6 +597,8 @@ caf::message_handler serving(self_ptr self) {
       return sent;
     },
     [self](pub_atom, const packed_batch& batch) -> caf::result<uint64_t> {
+      if (hands_back_publishes(self))
+        return bounce<uint64_t>(self);
       auto nc = self->state.core->nc;
       size_t offset = 0;
       uint64_t sent = 0;
@@ -600,6 +627,16 @@ caf::message_handler serving(self_ptr self) {
       if (self->current_message_id().is_async())
         return caf::delegated<uint64_t>{};
       return sent;
+    },
+    // Answered once the server has read it: a round trip through the own inbox after it.
+    [self](pub_conf_atom, const outgoing& m, caf::timespan timeout) -> caf::result<caf::unit_t> {
+      if (auto not_written = write_publish(self, m))
+        return std::move(*not_written);
+      auto rp = self->make_response_promise();
+      auto retry = self->current_mailbox_element()->copy_content_to_message();
+      barrier(self, pending_request{pending_request::confirmed, rp, std::move(retry), {}, 0},
+              timeout);
+      return caf::delegated<caf::unit_t>{};
     },
     [self](req_atom, const outgoing& m, caf::timespan timeout) {
       start_request(self, m, timeout, pending_request::reply);
@@ -652,6 +689,7 @@ caf::behavior running(self_ptr self) {
     // Logged once, by the supervisor, as the slot's state change.
     [self, event](disconnected_atom) {
       self->state.connected = false;
+      self->state.holding = true;
       event(connection_state::reconnecting, "disconnected; nats.c reconnects");
     },
     [self, event](reconnected_atom) {

@@ -36,9 +36,10 @@ struct pending_request {
     js_check,   ///< internal: whether JetStream serves this account
     js_lookup,  ///< a JetStream publish answered "no responders": does a stream capture it?
     js_retry,   ///< a JetStream publish waiting to be sent again (its table deadline: when)
+    confirmed,  ///< a confirmed publish: the round trip after it, so the server has read it
   } kind;
   caf::response_promise promise;
-  caf::message retry; ///< reply/js_*: the request, to park it again if the connection fails
+  caf::message retry; ///< reply/js_*/confirmed: the request, sent again on the next connection
   steady_time started;
   uint64_t id = 0; ///< subscribed: the subscription's id
   steady_time deadline{};  ///< js_*: when the publish must be answered
@@ -63,6 +64,9 @@ struct connection_actor_state {
   bool connected = false; ///< as nats.c's callbacks last said: no nats.c lock needed to know
   bool failed = false;    ///< nats.c closed the connection for good; requests go back
   std::string js_problem; ///< why JetStream is unavailable, as the check at connect found
+  /// From a disconnect until the supervisor's pub_resume: publishes go back to the supervisor,
+  /// which holds them (nats.c's reconnect buffer dies with the connection if nats.c gives up).
+  bool holding = false;
 
   // The message path: requests share one reply subscription ("<inbox>.<token>"), so no request
   // ever blocks this actor and any number (up to max_in_flight) can be in flight.
@@ -94,9 +98,14 @@ using connection_actor_type = caf::stateful_actor<connection_actor_state>;
 /// (bounce, key, request), with the requester's promise, to be parked for the next
 /// connection, until the supervisor sends (stop_conn, error).
 ///
+/// From nats.c's disconnect until the supervisor's (pub_resume) -> unit, every publish is handed
+/// back as (bounce, key, publish), to be held by the supervisor; the answer to pub_resume
+/// follows everything handed back before it.
+///
 /// Answers (stats) -> traffic in every state. Serves, while connected or reconnecting: health -> health_result (a non-blocking round trip);
 /// (pub, outgoing), (pub, vector<outgoing>), (pub, packed_batch); (req, outgoing, timeout) ->
-/// nats_message; (js_pub, outgoing, timeout) -> js_ack; (sub, id, subject, queue, subscriber) ->
+/// nats_message; (pub_conf, outgoing, timeout) -> unit once the server has read it;
+/// (js_pub, outgoing, timeout) -> js_ack; (sub, id, subject, queue, subscriber) ->
 /// id once the server has the subscription; (unsub, id); (stop_conn, error): answers everything in
 /// flight with the error, closes the connection, quits; (retire): replaced by the next
 /// generation, hands what is in flight back to the supervisor (as a bounce), closes, quits.

@@ -102,6 +102,12 @@ caf::error connection_service::publish(outgoing msg, const std::string& url) {
   return r ? caf::error{} : std::move(r.error());
 }
 
+caf::error connection_service::publish_confirmed(outgoing msg, caf::timespan timeout,
+                                                 const std::string& url) {
+  auto r = call(pub_conf_atom_v, url, std::move(msg), timeout);
+  return r ? caf::error{} : std::move(r.error());
+}
+
 caf::expected<uint64_t> connection_service::publish_batch(std::vector<outgoing> batch,
                                                           const std::string& url) {
   return call(pub_atom_v, url, std::move(batch));

@@ -53,7 +53,13 @@ class connection_service {
                                         caf::timespan wait = caf::timespan{0});
 
   // The message path (the shared connection of the URL; works across restarts).
+  /// Answered once nats.c took the message, or (connection down) once it was written on the
+  /// next connection; errc::dropped when natsvisor could not keep it.
   caf::error publish(outgoing msg, const std::string& url = {});
+  /// Answered only once the server has read the message (a round trip after it); errc::timeout
+  /// when no round trip came within `timeout` (the message may still have arrived).
+  caf::error publish_confirmed(outgoing msg, caf::timespan timeout = std::chrono::seconds(5),
+                               const std::string& url = {});
   caf::expected<uint64_t> publish_batch(std::vector<outgoing> batch, const std::string& url = {});
   /// The cheapest batch form: one subject, payloads packed in one buffer.
   caf::expected<uint64_t> publish_batch(packed_batch batch, const std::string& url = {});

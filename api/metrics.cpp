@@ -62,7 +62,19 @@ const family families[] = {
    [](const url_status& s) { return s.pool.closed; }},
   {"natsvisor_pool_leaks_total", "counter", "Leases reported as held past leak_threshold.",
    [](const url_status& s) { return s.pool.leaks; }},
+  {"natsvisor_publish_buffered", "gauge",
+   "Message-path publish messages held while the connection is down.",
+   [](const url_status& s) { return s.publishes.buffered; }},
+  {"natsvisor_publish_buffered_bytes", "gauge", "Bytes of the held publishes.",
+   [](const url_status& s) { return s.publishes.buffered_bytes; }},
+  {"natsvisor_publish_replayed_total", "counter",
+   "Held publish messages written once a connection was up.",
+   [](const url_status& s) { return s.publishes.replayed; }},
 };
+
+const drop_reason all_reasons[] = {drop_reason::over_bound, drop_reason::gave_up,
+                                   drop_reason::closed, drop_reason::stopped,
+                                   drop_reason::timeout};
 
 const connection_state all_states[] = {
   connection_state::connecting, connection_state::reconnecting, connection_state::connected,
@@ -99,15 +111,31 @@ std::string escape_label_value(const std::string& value) {
 
 std::string to_prometheus(const status_report& report, const std::string& app) {
   std::string out;
+  // One sample with a label beside app and url.
+  auto sample = [&](const char* name, const url_status& s, const char* label, const char* value,
+                    uint64_t x) {
+    out.append(name)
+      .append("{")
+      .append(labels(app, s))
+      .append(",")
+      .append(label)
+      .append("=\"")
+      .append(value)
+      .append("\"} ")
+      .append(std::to_string(x))
+      .append("\n");
+  };
   header(out, "natsvisor_connection_state", "gauge",
          "1 for the state the URL's connection is in, 0 for the others.");
   for (auto& s : report)
     for (auto state : all_states)
-      out.append("natsvisor_connection_state{")
-        .append(labels(app, s))
-        .append(",state=\"")
-        .append(to_string(state))
-        .append(state == s.state ? "\"} 1\n" : "\"} 0\n");
+      sample("natsvisor_connection_state", s, "state", to_string(state), state == s.state ? 1 : 0);
+  header(out, "natsvisor_publish_dropped_total", "counter",
+         "Message-path publish messages natsvisor could not keep, by reason.");
+  for (auto& s : report)
+    for (auto reason : all_reasons)
+      sample("natsvisor_publish_dropped_total", s, "reason", to_string(reason),
+             s.publishes.dropped[static_cast<size_t>(reason)]);
   for (auto& f : families) {
     header(out, f.name, f.type, f.help);
     for (auto& s : report)

@@ -46,10 +46,14 @@ using connection_api = service_api::extend<
   caf::replies_to<reset_atom, std::string>::with<void>,
   caf::replies_to<status_atom>::with<status_report>,
   caf::reacts_to<watch_atom, caf::actor>, caf::reacts_to<unwatch_atom, caf::actor>,
-  // The message path (the URL's shared connection; works across restarts).
+  // The message path (the URL's shared connection; works across restarts). A publish made while
+  // the connection is down is held by the supervisor (bounded) and answered once written, or
+  // with errc::dropped; see README "What happens to publishes".
   caf::replies_to<pub_atom, std::string, outgoing>::with<void>,
   caf::replies_to<pub_atom, std::string, std::vector<outgoing>>::with<uint64_t>,
   caf::replies_to<pub_atom, std::string, packed_batch>::with<uint64_t>,
+  // Answered once the server has read the message (a round trip after it), within the timespan.
+  caf::replies_to<pub_conf_atom, std::string, outgoing, caf::timespan>::with<void>,
   caf::replies_to<req_atom, std::string, outgoing, caf::timespan>::with<nats_message>,
   caf::replies_to<js_pub_atom, std::string, outgoing, caf::timespan>::with<js_ack>,
   // Subject, queue group (may be empty), subscriber; answered with the subscription's id.

@@ -76,11 +76,24 @@ auto request_lease(Self* self, const Handle& svc, std::string url = {},
   return self->request(svc, deadline + wait, lease_atom_v, std::move(url), wait);
 }
 
-/// Publishes through the message path; answered (empty) once nats.c took the message.
+/// Publishes through the message path; answered (empty) once nats.c took the message, or, when
+/// the connection was down, once the supervisor wrote it on the next one (errc::dropped when it
+/// could not keep it: buffer bound, give-up, close, stop, or held for request_timeout).
 template <class Self, class Handle>
 auto request_publish(Self* self, const Handle& svc, outgoing msg, std::string url = {},
                      caf::timespan deadline = default_request_deadline) {
   return self->request(svc, deadline, pub_atom_v, std::move(url), std::move(msg));
+}
+
+/// Publishes and is answered (empty) only once the server has read the message: a round trip
+/// through the server after it. errc::timeout when none came within `timeout` (the message may
+/// still have arrived); held across outages like every publish, errc::dropped if it cannot be.
+template <class Self, class Handle>
+auto request_publish_confirmed(Self* self, const Handle& svc, outgoing msg,
+                               caf::timespan timeout = std::chrono::seconds(5),
+                               std::string url = {}) {
+  return self->request(svc, timeout + default_request_deadline, pub_conf_atom_v, std::move(url),
+                       std::move(msg), timeout);
 }
 
 /// Publishes a batch with one mailbox round trip; answered with the number published.
@@ -100,7 +113,8 @@ auto request_publish_batch(Self* self, const Handle& svc, packed_batch batch,
   return self->request(svc, deadline, pub_atom_v, std::move(url), std::move(batch));
 }
 
-/// Fire and forget: no reply, so no round trip at all; failures are only logged.
+/// Fire and forget: no reply, so no round trip at all; failures are logged, and publishes that
+/// natsvisor could not keep are reported to watchers as publishes_dropped events (with counts).
 template <class Self, class Handle>
 void publish(Self* self, const Handle& svc, outgoing msg, std::string url = {}) {
   self->send(svc, pub_atom_v, std::move(url), std::move(msg));
@@ -141,7 +155,9 @@ void unsubscribe(Self* self, const Handle& svc, uint64_t id, std::string url = {
   self->send(svc, unsub_atom_v, std::move(url), id);
 }
 
-/// `watcher` receives a state_changed message for every state change of every URL.
+/// `watcher` receives a state_changed message for every state change of every URL, a
+/// lease_leaked for a lease held too long and a publishes_dropped when fire-and-forget
+/// publishes could not be kept.
 template <class Self, class Handle>
 void watch(Self* self, const Handle& svc, const caf::actor& watcher) {
   self->send(svc, watch_atom_v, watcher);

@@ -132,9 +132,9 @@ std::string status_json(const status_identity& who, const status_report& report,
     out += '}';
     put_field(out, "parked", u.parked);
     put_field(out, "subscriptions", u.subscriptions);
-    // Not counted by natsvisor yet; present so readers need not change when they are.
-    put_field(out, "buffered", 0);
-    put_field(out, "dropped", 0);
+    // Message-path publishes held now, and dropped so far (all reasons; see metrics per reason).
+    put_field(out, "buffered", u.publishes.buffered);
+    put_field(out, "dropped", u.publishes.dropped_total());
     put_field(out, "last_error", scrub(u.last_error));
     out += '}';
   }

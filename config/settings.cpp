@@ -238,7 +238,8 @@ const std::vector<key_spec>& specs() {
     {{"connection_timeout", "10s", "nats.c's timeout for one connect attempt"},
      duration_key(NV_FIELD(connection_timeout), false)},
     {{"request_timeout", "10s",
-      "how long a request waits for a (re)starting connection before a timeout error"},
+      "how long a request waits for a (re)starting connection before a timeout error; an "
+      "awaited publish held that long is dropped (dropped, reason timeout)"},
      duration_key(NV_FIELD(request_timeout), false)},
     {{"max_reconnect_attempts", "5",
       "supervisor restarts per failure episode before giving up (0 = give up at once)"},
@@ -280,6 +281,14 @@ const std::vector<key_spec>& specs() {
       "the servers' max_control_line in bytes: a longer PUB line (subject, reply, sizes) fails "
       "with invalid_subject before it is sent, instead of the server closing the connection"},
      int_key(NV_FIELD(max_control_line), 256, 1 << 24)},
+    {{"publish_buffer_messages", "100000",
+      "message-path publishes one URL holds while it has no connection; past it a publish "
+      "is dropped and its sender told (error or publishes_dropped event)"},
+     int_key(NV_FIELD(publish_buffer_messages), 1, 100000000)},
+    {{"publish_buffer_bytes", "8388608",
+      "bytes (subject, payload, headers) of the publishes one URL holds while it has no "
+      "connection; past it: dropped, sender told"},
+     int_key(NV_FIELD(publish_buffer_bytes), 1, 1 << 30)},
     {{"nats_max_reconnect", "60",
       "nats.c's reconnect attempts inside one connection before it closes for good"},
      int_key(NV_FIELD(nats.max_reconnect), 0, 1000000)},

@@ -47,6 +47,9 @@ struct settings {
   /// The servers' max_control_line (bytes): a message whose PUB line is longer fails with
   /// invalid_subject before it is sent (the server would close the connection).
   int max_control_line = 4096;
+  /// Message-path publishes one URL holds while it has no connection (messages, bytes).
+  int publish_buffer_messages = 100000;
+  int publish_buffer_bytes = 8 * 1024 * 1024;
   nats_options nats;
   // TLS and credentials (also from NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_CREDS). TLS is
   // required when `tls` is set or any server of the URL is tls://.

@@ -96,6 +96,10 @@ caf::behavior watcher(caf::event_based_actor*) {
           ev.detail.empty() ? "" : "  -- ", ev.detail.c_str());
     },
     [](const natsvisor::lease_leaked&) {},
+    [](const natsvisor::publishes_dropped& ev) {
+      say("watcher", "%s  dropped %llu publishes (%s)", ev.url.c_str(),
+          static_cast<unsigned long long>(ev.messages), natsvisor::to_string(ev.reason));
+    },
   };
 }
 

@@ -15,4 +15,15 @@ const char* to_string(connection_state x) {
   return "unknown";
 }
 
+const char* to_string(drop_reason x) {
+  switch (x) {
+    case drop_reason::over_bound: return "over_bound";
+    case drop_reason::gave_up: return "gave_up";
+    case drop_reason::closed: return "closed";
+    case drop_reason::stopped: return "stopped";
+    case drop_reason::timeout: return "timeout";
+  }
+  return "unknown";
+}
+
 } // namespace natsvisor

@@ -98,6 +98,57 @@ typename Inspector::result_type inspect(Inspector& f, traffic& x) {
            x.reconnects);
 }
 
+/// Why natsvisor could not keep a message-path publish (errc::dropped's detail names it too).
+enum class drop_reason : uint8_t {
+  over_bound, ///< the URL's publish buffer was full (publish_buffer_messages / _bytes)
+  gave_up,    ///< the supervisor gave up on the URL
+  closed,     ///< the URL was closed on request
+  stopped,    ///< the connection service stopped
+  timeout,    ///< an awaited publish not written within request_timeout (fire and forget: never)
+};
+
+constexpr size_t drop_reason_count = 5;
+
+const char* to_string(drop_reason x);
+
+/// Sent to watchers when fire-and-forget publishes are dropped (a sender awaiting an answer gets
+/// errc::dropped instead): nothing is dropped silently.
+struct publishes_dropped {
+  std::string url; ///< redacted
+  drop_reason reason = drop_reason::over_bound;
+  uint64_t messages = 0; ///< dropped now
+  uint64_t bytes = 0;
+  uint64_t total = 0; ///< messages of this URL dropped for this reason so far (both kinds)
+  caf::timestamp at;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, publishes_dropped& x) {
+  return f(caf::meta::type_name("publishes_dropped"), x.url, x.reason, x.messages, x.bytes,
+           x.total, x.at);
+}
+
+/// The message-path publishes of one URL: held while it has no connection, written once it has.
+struct publish_status {
+  uint64_t buffered = 0;       ///< messages held now
+  uint64_t buffered_bytes = 0; ///< their bytes (subject, payload, headers)
+  uint64_t replayed = 0;       ///< messages written from the buffer once a connection was back
+  uint64_t dropped[drop_reason_count] = {}; ///< messages dropped, by drop_reason
+
+  uint64_t dropped_total() const noexcept {
+    uint64_t n = 0;
+    for (auto x : dropped)
+      n += x;
+    return n;
+  }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, publish_status& x) {
+  return f(caf::meta::type_name("publish_status"), x.buffered, x.buffered_bytes, x.replayed,
+           x.dropped[0], x.dropped[1], x.dropped[2], x.dropped[3], x.dropped[4]);
+}
+
 /// One URL's line in status().
 struct url_status {
   std::string url;
@@ -117,13 +168,14 @@ struct url_status {
   uint64_t subscriptions = 0; ///< message-path subscriptions (kept across restarts)
   std::string last_error;     ///< of the shared connection; kept after recovery
   pool_status pool;           ///< the lease pool of this URL
+  publish_status publishes;   ///< the message path's publish buffer
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, url_status& x) {
   return f(caf::meta::type_name("url_status"), x.url, x.state, x.generation, x.restarts,
            x.reconnects, x.in_msgs, x.out_msgs, x.in_bytes, x.out_bytes, x.parked, x.active_scopes,
-           x.subscriptions, x.last_error, x.pool);
+           x.subscriptions, x.last_error, x.pool, x.publishes);
 }
 
 using status_report = std::vector<url_status>;

@@ -30,6 +30,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(natsvisor, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(natsvisor, (natsvisor::js_ack))
   CAF_ADD_TYPE_ID(natsvisor, (natsvisor::lease_leaked))
   CAF_ADD_TYPE_ID(natsvisor, (natsvisor::traffic))
+  CAF_ADD_TYPE_ID(natsvisor, (natsvisor::drop_reason))
+  CAF_ADD_TYPE_ID(natsvisor, (natsvisor::publishes_dropped))
+  CAF_ADD_TYPE_ID(natsvisor, (natsvisor::publish_status))
 
   // Atom text: at most 10 characters in CAF 0.17. CAF defines close_atom, get_atom, ... in
   // namespace caf already; these live in namespace natsvisor.
@@ -59,6 +62,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(natsvisor, caf::first_custom_type_id)
   CAF_ADD_ATOM(natsvisor, natsvisor, unsub_atom, "unsub")
   CAF_ADD_ATOM(natsvisor, natsvisor, js_pub_atom, "js_pub")
   CAF_ADD_ATOM(natsvisor, natsvisor, req_to_atom, "req_to")
+  // A publish answered once the server has read it (a round trip after it).
+  CAF_ADD_ATOM(natsvisor, natsvisor, pub_conf_atom, "pub_conf")
 
   // The JetStream pull consumer.
   CAF_ADD_ATOM(natsvisor, natsvisor, ensure_atom, "ensure")
@@ -75,6 +80,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(natsvisor, caf::first_custom_type_id)
   CAF_ADD_ATOM(natsvisor, natsvisor, stop_conn_atom, "stop_conn")
   // Supervisor -> a replaced connection actor: hand back what is in flight, close, quit.
   CAF_ADD_ATOM(natsvisor, natsvisor, retire_atom, "retire")
+  // Supervisor -> connection actor after a reconnect: stop handing publishes back (answered, so
+  // every publish handed back before it reaches the supervisor first).
+  CAF_ADD_ATOM(natsvisor, natsvisor, pub_resume_atom, "pub_resume")
 
   // nats.c callbacks -> connection actor.
   CAF_ADD_ATOM(natsvisor, natsvisor, connected_atom, "connected")

@@ -18,7 +18,9 @@ url_entry::url_entry(std::string k, const settings& cfg, std::pair<uint64_t, uin
   : key(std::move(k)),
     url(redact(key)),
     parked(static_cast<size_t>(cfg.max_parked)),
-    pool(static_cast<size_t>(cfg.connection_pool_size), static_cast<size_t>(cfg.max_parked)) {
+    pool(static_cast<size_t>(cfg.connection_pool_size), static_cast<size_t>(cfg.max_parked)),
+    outbox(static_cast<uint64_t>(cfg.publish_buffer_messages),
+           static_cast<uint64_t>(cfg.publish_buffer_bytes)) {
   slots.reserve(1 + static_cast<size_t>(cfg.connection_pool_size));
   for (int i = 0; i <= cfg.connection_pool_size; ++i)
     slots.emplace_back(cfg.policy, i == 0 ? generations.first : generations.second);

@@ -19,6 +19,7 @@
 #include "nats/handles.hpp"
 #include "supervisors/connection_slot.hpp"
 #include "supervisors/lease_pool.hpp"
+#include "supervisors/publish_outbox.hpp"
 #include "supervisors/subscription_registry.hpp"
 
 namespace natsvisor {
@@ -37,6 +38,13 @@ struct parked_request {
   request_kind kind = request_kind::connection;
   caf::response_promise promise;
   caf::message forward; ///< request_kind::forward: the request for the connection actor
+};
+
+/// A message-path publish the supervisor holds: the message for the connection actor and its
+/// sender's promise (async for fire and forget).
+struct held_publish {
+  caf::response_promise promise;
+  caf::message msg;
 };
 
 struct lease_waiter {
@@ -76,6 +84,13 @@ struct url_entry {
   std::vector<slot_runtime> slots; ///< [0]: the shared connection; [i]: pool slot i
   deadline_table<parked_request> parked;
   lease_pool<lease_waiter> pool;
+  /// Publishes held while the shared connection cannot take them, written once it can.
+  publish_outbox<held_publish> outbox;
+  /// After the shared connection came (back) up: publishes are held until the child answered
+  /// the latest pub_resume (`resume_token`), so none it still hands back overtakes the held ones.
+  bool resuming = false;
+  uint64_t resume_token = 0;
+  bool over_bound_logged = false; ///< one warning per filling of the buffer
   std::string gave_up_reason; ///< the URL gave up (until reset): requests fail at once
   errc gave_up_code = errc::gave_up; ///< ... with this code (a permanent failure's own)
   bool closing = false;

@@ -121,12 +121,177 @@ void fail_waiters(url_entry& e, const caf::error& err) {
     detail::deliver_error(w.promise, err);
 }
 
-// One timer for the earliest deadline of the URL's parked requests and lease waiters.
+// One timer for the earliest deadline of the URL's parked requests and lease waiters, and one
+// for its held publishes that are awaited (up to 50 ms late, so that publishes held a
+// millisecond apart do not each cost a scan of the outbox).
 void arm_timers(self_ptr self, url_entry& e) {
   auto now = steady_clock::now();
   for (auto at : {e.parked.rearm(), e.pool.rearm()})
     if (at)
       self->delayed_send(self, std::max(caf::timespan{0}, *at - now), sweep_atom_v, e.key);
+  if (auto at = e.outbox.rearm())
+    self->delayed_send(self, std::max(caf::timespan{0}, *at - now) + std::chrono::milliseconds(50),
+                       sweep_atom_v, e.key);
+}
+
+// -- publishes ------------------------------------------------------------------------------------
+
+using held_entry = publish_outbox<held_publish>::entry;
+
+bool is_publish(const caf::message& m) {
+  return m.size() >= 2 && (m.match_element<pub_atom>(0) || m.match_element<pub_conf_atom>(0));
+}
+
+uint64_t bytes_of(const outgoing& m) {
+  uint64_t n = m.subject.size() + m.payload.size();
+  for (auto& [k, v] : m.headers)
+    n += k.size() + v.size();
+  return n;
+}
+
+// Messages and bytes of a publish, as the outbox's bounds count them.
+std::pair<uint64_t, uint64_t> publish_size(const caf::message& m) {
+  if (m.match_element<outgoing>(1))
+    return {1, bytes_of(m.get_as<outgoing>(1))};
+  if (m.match_element<std::vector<outgoing>>(1)) {
+    auto& batch = m.get_as<std::vector<outgoing>>(1);
+    uint64_t bytes = 0;
+    for (auto& x : batch)
+      bytes += bytes_of(x);
+    return {batch.size(), bytes};
+  }
+  if (m.match_element<packed_batch>(1)) {
+    auto& batch = m.get_as<packed_batch>(1);
+    return {batch.size(), batch.data.size() + batch.subject.size() * batch.size()};
+  }
+  return {1, 0};
+}
+
+std::string drop_detail(self_ptr self, const url_entry& e, drop_reason reason) {
+  auto& cfg = *self->state.cfg;
+  switch (reason) {
+    case drop_reason::over_bound:
+      return "the publish buffer is full (publish_buffer_messages "
+             + std::to_string(cfg.publish_buffer_messages) + ", publish_buffer_bytes "
+             + std::to_string(cfg.publish_buffer_bytes) + ")";
+    case drop_reason::gave_up:
+      return "gave up on the URL before the publish could be written: " + e.gave_up_reason;
+    case drop_reason::closed: return "the URL was closed before the publish could be written";
+    case drop_reason::stopped:
+      return "the connection service stopped before the publish could be written";
+    case drop_reason::timeout:
+      return "not written within request_timeout ("
+             + std::to_string(to_ms(cfg.request_timeout)) + " ms), state "
+             + to_string(e.slots[0].machine.state());
+  }
+  return {};
+}
+
+// Tells each sender of `dropped` (awaiting: `err`, or errc::dropped; fire and forget: one
+// publishes_dropped event to watchers with the counts). Already counted by the outbox.
+void report_dropped(self_ptr self, url_entry& e, drop_reason reason, std::vector<held_entry> dropped,
+                    caf::error err = {}) {
+  if (dropped.empty())
+    return;
+  auto detail = drop_detail(self, e, reason);
+  uint64_t messages = 0;
+  uint64_t bytes = 0;
+  uint64_t answered = 0;
+  for (auto& d : dropped) {
+    if (d.item.promise.async()) {
+      messages += d.messages;
+      bytes += d.bytes;
+      continue;
+    }
+    ++answered;
+    d.item.promise.deliver(err ? err
+                               : make_error(errc::dropped,
+                                            std::string{to_string(reason)} + ": " + detail, e.url));
+  }
+  // Over the bound, one warning per filling of the buffer, not one per publish.
+  if (reason != drop_reason::over_bound || !e.over_bound_logged)
+    log().warn("{}: dropped {} fire-and-forget publish messages and {} awaited publishes ({}): {}",
+               e.url, messages, answered, to_string(reason), detail);
+  if (reason == drop_reason::over_bound)
+    e.over_bound_logged = true;
+  if (messages == 0)
+    return;
+  publishes_dropped ev{e.url, reason, messages, bytes, e.outbox.dropped(reason),
+                       caf::make_timestamp()};
+  for (auto& w : self->state.watchers)
+    self->send(w, ev);
+}
+
+void drop_publishes(self_ptr self, url_entry& e, drop_reason reason) {
+  report_dropped(self, e, reason, e.outbox.drop_all(reason));
+}
+
+void refuse_publish(self_ptr self, url_entry& e, held_publish p, caf::error err) {
+  auto reason = self->state.shutting_down ? drop_reason::stopped
+                : e.closing || e.gave_up_reason.empty() ? drop_reason::closed
+                                                        : drop_reason::gave_up;
+  auto [messages, bytes] = publish_size(p.msg);
+  e.outbox.count_dropped(reason, messages);
+  std::vector<held_entry> one;
+  one.push_back(held_entry{std::move(p), messages, bytes, std::nullopt});
+  report_dropped(self, e, reason, std::move(one), std::move(err));
+}
+
+// The shared connection writes publishes now: connected, resumed, and nothing older is held.
+bool takes_publishes(const url_entry& e) {
+  auto& s = e.slots[0];
+  return s.machine.state() == connection_state::connected && s.child && !e.resuming
+         && e.outbox.empty();
+}
+
+void publish(self_ptr self, url_entry& e, held_publish p, bool returned) {
+  if (takes_publishes(e)) {
+    p.promise.delegate(e.slots[0].child, std::move(p.msg));
+    return;
+  }
+  auto [messages, bytes] = publish_size(p.msg);
+  // A sender awaiting the answer gets it within request_timeout, like a parked request.
+  std::optional<steady_time> deadline;
+  if (!p.promise.async())
+    deadline = steady_clock::now() + self->state.cfg->request_timeout;
+  held_entry x{std::move(p), messages, bytes, deadline};
+  auto refused = returned ? e.outbox.add_returned(std::move(x)) : e.outbox.add(std::move(x));
+  if (refused) {
+    std::vector<held_entry> one;
+    one.push_back(std::move(*refused));
+    report_dropped(self, e, drop_reason::over_bound, std::move(one));
+  }
+  if (deadline)
+    arm_timers(self, e);
+}
+
+void expire_publishes(self_ptr self, url_entry& e) {
+  report_dropped(self, e, drop_reason::timeout, e.outbox.expire(steady_clock::now()));
+}
+
+// After the shared connection came (back) up: the child hands back every publish it got before
+// this marker, and those reach this supervisor before its answer; only then are the held
+// publishes written, in order. An answer to an older marker is ignored (a newer one is out).
+void resume_publishes(self_ptr self, url_entry& e) {
+  e.resuming = true;
+  auto token = ++e.resume_token;
+  auto done = [self, key = e.key, token] {
+    auto* x = find_entry(self, key);
+    if (!x || x->resume_token != token)
+      return;
+    x->resuming = false;
+    if (x->slots[0].machine.state() == connection_state::connected && x->slots[0].child) {
+      auto held = x->outbox.take_all();
+      if (!held.empty())
+        log().info("{}: writing {} held publishes", x->url, held.size());
+      for (auto& h : held)
+        h.item.promise.delegate(x->slots[0].child, std::move(h.item.msg));
+      x->over_bound_logged = false;
+    }
+  };
+  // No deadline: the child answers, or its end answers with an error.
+  self->request(e.slots[0].child, caf::infinite, pub_resume_atom_v)
+    .then([done] { done(); }, [done](caf::error&) { done(); });
 }
 
 // -- acting on a slot's decisions ---------------------------------------------------------------
@@ -179,8 +344,8 @@ bool all_closed(const url_entry& e) {
 }
 
 bool idle(const url_entry& e) {
-  return !e.closing && all_closed(e) && e.parked.empty() && e.pool.waiting() == 0
-         && e.pool.active() == 0 && e.active_scopes == 0;
+  return !e.closing && all_closed(e) && e.parked.empty() && e.outbox.empty()
+         && e.pool.waiting() == 0 && e.pool.active() == 0 && e.active_scopes == 0;
 }
 
 void forget_if_idle(self_ptr self, const url_entry& e) {
@@ -245,6 +410,7 @@ void on_ready(self_ptr self, url_entry& e, uint32_t index) {
     subscribe_on_child(self, e, r, caf::response_promise{});
   for (auto& [id, r] : e.parked.take_all())
     answer(self, e, r);
+  resume_publishes(self, e);
 }
 
 void notify(self_ptr self, url_entry& e, uint32_t index, const slot_action::notify& n) {
@@ -372,6 +538,7 @@ void act(self_ptr self, url_entry& e, uint32_t index, std::vector<slot_output> a
       e.gave_up_code = x->code;
       fail_parked(e, gave_up_error(e));
       fail_waiters(e, gave_up_error(e));
+      drop_publishes(self, e, drop_reason::gave_up);
       if (self->state.cfg->escalate_on_give_up)
         shut_down(self, gave_up_error(e));
     } else if (std::holds_alternative<slot_action::closed>(a)) {
@@ -417,6 +584,7 @@ void close_entry(self_ptr self, url_entry& e, caf::error reason) {
   // not when the last child is gone (a child may be stuck in a connect attempt).
   fail_parked(e, e.stop_reason);
   fail_waiters(e, e.stop_reason);
+  drop_publishes(self, e, self->state.shutting_down ? drop_reason::stopped : drop_reason::closed);
   for (uint32_t i = 0; i < e.slots.size(); ++i)
     apply(self, e, i, slot_event::close{});
   finish_close_if_done(self, e);
@@ -492,6 +660,11 @@ url_status status_of(const url_entry& e) {
   out.pool.created = e.pool.started();
   out.pool.closed = e.pool_closed;
   out.pool.leaks = e.leaks;
+  out.publishes.buffered = e.outbox.messages();
+  out.publishes.buffered_bytes = e.outbox.bytes();
+  out.publishes.replayed = e.outbox.replayed();
+  for (size_t i = 0; i < drop_reason_count; ++i)
+    out.publishes.dropped[i] = e.outbox.dropped(static_cast<drop_reason>(i));
   return out;
 }
 

@@ -50,6 +50,20 @@ void forget_if_idle(self_ptr self, const url_entry& e);
 void release_monitor(self_ptr self, const caf::actor& a);
 void shut_down(self_ptr self, caf::error reason);
 url_status status_of(const url_entry& e);
+
+// -- publishes (the message path): written when the shared connection takes them, else held in
+// the URL's outbox; what cannot be kept is reported (see supervisors/publish_outbox.hpp).
+
+/// (pub, ...) or (pub_conf, ...): a message for the connection actor that publishes.
+bool is_publish(const caf::message& m);
+/// Writes `p` through the shared connection if it takes publishes now, else holds it (after the
+/// other handed-back ones if `returned`); reports it dropped when it does not fit.
+void publish(self_ptr self, url_entry& e, held_publish p, bool returned);
+/// Counts and reports a publish refused at the door (the URL gave up, closes, or the service
+/// stops): its sender gets `err` (errc::dropped when none), a fire-and-forget one an event.
+void refuse_publish(self_ptr self, url_entry& e, held_publish p, caf::error err);
+/// Drops (reason timeout) the held publishes whose senders waited request_timeout.
+void expire_publishes(self_ptr self, url_entry& e);
 void on_down(self_ptr self, caf::down_msg& msg);
 
 caf::message_handler handle_requests(self_ptr self);

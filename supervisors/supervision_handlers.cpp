@@ -58,21 +58,34 @@ bool is_watcher(self_ptr self, const caf::actor& a) {
   return std::find(ws.begin(), ws.end(), a) != ws.end();
 }
 
+// The entry of `url` to serve on; null once `rp` got the error of a bad URL, or `on_refused`
+// ran with the reason why nothing may be served on the entry now.
+template <class OnRefused>
+url_entry* entry_to_serve(self_ptr self, const std::string& url, caf::response_promise& rp,
+                          OnRefused on_refused) {
+  auto entry = entry_for(self, url);
+  if (!entry) {
+    detail::deliver_error(rp, std::move(entry.error()));
+    return nullptr;
+  }
+  if (auto err = refusal(self, **entry)) {
+    on_refused(**entry, std::move(err));
+    return nullptr;
+  }
+  return *entry;
+}
+
 // Serves a request on the URL's shared connection, or parks it until that is up.
 caf::response_promise serve(self_ptr self, request_kind kind, const std::string& url,
                             caf::message forward = {}) {
   parked_request r{kind, self->make_response_promise(), std::move(forward)};
   auto rp = r.promise;
-  auto entry = entry_for(self, url);
-  if (!entry) {
-    detail::deliver_error(rp, std::move(entry.error()));
-    return rp;
-  }
-  auto& e = **entry;
-  if (auto err = refusal(self, e)) {
+  auto* found = entry_to_serve(self, url, rp, [&r](url_entry& e, caf::error err) {
     refuse(e, r, std::move(err)); // a health check answers unhealthy, not with an error
+  });
+  if (!found)
     return rp;
-  }
+  auto& e = *found;
   ensure_shared(self, e);
   if (e.slots[0].machine.usable()) {
     answer(self, e, r);
@@ -101,6 +114,49 @@ caf::error check_subject(self_ptr self, const std::string& url, const std::strin
 template <class... Ts>
 caf::response_promise forward(self_ptr self, const std::string& url, Ts&&... xs) {
   return serve(self, request_kind::forward, url, caf::make_message(std::forward<Ts>(xs)...));
+}
+
+// A publish: written at once when the URL's shared connection takes publishes, else held in the
+// URL's outbox (never parked with a deadline like requests); refused ones are reported.
+template <class... Ts>
+caf::response_promise accept_publish(self_ptr self, const std::string& url, Ts&&... xs) {
+  held_publish p{self->make_response_promise(), caf::make_message(std::forward<Ts>(xs)...)};
+  auto rp = p.promise;
+  auto* e = entry_to_serve(self, url, rp, [self, &p](url_entry& x, caf::error err) {
+    refuse_publish(self, x, std::move(p), std::move(err));
+    forget_if_idle(self, x); // a refused publish leaves no entry behind
+  });
+  if (!e)
+    return rp;
+  ensure_shared(self, *e);
+  publish(self, *e, std::move(p), false);
+  return rp;
+}
+
+// A publish the connection actor handed back unwritten (it lost its connection): held before
+// everything accepted since, or reported dropped when its URL was closed or given up meanwhile.
+caf::response_promise publish_returned(self_ptr self, const std::string& key, caf::message msg) {
+  held_publish p{self->make_response_promise(), std::move(msg)};
+  auto rp = p.promise;
+  auto* e = find_entry(self, key);
+  if (!e) { // closed and forgotten: nothing is counted any more, the sender is still told
+    auto url = redact(key);
+    if (rp.async()) {
+      publishes_dropped ev{url, drop_reason::closed, 1, 0, 0, caf::make_timestamp()};
+      for (auto& w : self->state.watchers)
+        self->send(w, ev);
+    } else {
+      rp.deliver(make_error(errc::dropped,
+                            "closed: the URL was closed before the publish could be written", url));
+    }
+    return rp;
+  }
+  auto err = refusal(self, *e);
+  if (err || e->slots[0].machine.state() == connection_state::closed)
+    refuse_publish(self, *e, std::move(p), caf::error{}); // accepted once: errc::dropped
+  else
+    publish(self, *e, std::move(p), true);
+  return rp;
 }
 
 // JetStream deduplicates by Nats-Msg-Id: with one on every publish, a publish that is parked
@@ -281,18 +337,23 @@ caf::message_handler message_path(self_ptr self) {
     [self](pub_atom, const std::string& url, outgoing& m) {
       if (auto err = check_subject(self, url, m.subject, false))
         return refused(self, std::move(err));
-      return forward(self, url, pub_atom_v, std::move(m));
+      return accept_publish(self, url, pub_atom_v, std::move(m));
     },
     [self](pub_atom, const std::string& url, std::vector<outgoing>& batch) {
       for (auto& m : batch)
         if (auto err = check_subject(self, url, m.subject, false))
           return refused(self, std::move(err));
-      return forward(self, url, pub_atom_v, std::move(batch));
+      return accept_publish(self, url, pub_atom_v, std::move(batch));
     },
     [self](pub_atom, const std::string& url, packed_batch& batch) {
       if (auto err = check_subject(self, url, batch.subject, false))
         return refused(self, std::move(err));
-      return forward(self, url, pub_atom_v, std::move(batch));
+      return accept_publish(self, url, pub_atom_v, std::move(batch));
+    },
+    [self](pub_conf_atom, const std::string& url, outgoing& m, caf::timespan timeout) {
+      if (auto err = check_subject(self, url, m.subject, false))
+        return refused(self, std::move(err));
+      return accept_publish(self, url, pub_conf_atom_v, std::move(m), timeout);
     },
     [self](req_atom, const std::string& url, outgoing& m, caf::timespan timeout) {
       if (auto err = check_subject(self, url, m.subject, false))
@@ -305,12 +366,16 @@ caf::message_handler message_path(self_ptr self) {
       ensure_msg_id(self, m);
       return forward(self, url, js_pub_atom_v, std::move(m), timeout);
     },
+    // A publish the connection actor handed back (it lost its connection, or was not resumed
+    // yet) goes to the URL's outbox, before everything accepted since.
     // A request a failed connection handed back, with its requester's promise: parked for the
     // next connection of the URL (never for the generation that failed).
     // The failure report (conn_down) precedes every bounce from the same child, so the slot is
     // past that generation here and the request waits for the next one. Unless the URL was
     // closed meanwhile: a request accepted before a close must not open the URL again.
     [self](bounce_atom, const std::string& key, caf::message& request) {
+      if (is_publish(request))
+        return publish_returned(self, key, std::move(request));
       auto* e = find_entry(self, key);
       if (!e || e->slots[0].machine.state() == connection_state::closed)
         return refused(self, make_error(errc::connection_closed, "closed on request", redact(key)));
@@ -468,6 +533,7 @@ caf::message_handler from_children(self_ptr self) {
                                            + std::to_string(e->pool.active()) + " of "
                                            + std::to_string(e->pool.capacity()) + " leased)",
                                          e->url));
+      expire_publishes(self, *e);
       arm_timers(self, *e);
     },
     [self](forget_atom, const std::string& key) {

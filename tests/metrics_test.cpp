@@ -168,7 +168,7 @@ TEST_CASE("metrics text escapes label values and declares each family once", "[m
         ++hot[line.substr(0, line.find(",state="))];
     }
   }
-  CHECK(types.size() == 20);
+  CHECK(types.size() == 24);
   for (auto& [name, n] : helps)
     CHECK(n == 1);
   for (auto& [name, n] : types)

@@ -37,7 +37,8 @@ constexpr const char usage_text[] = R"(Usage: natsvisor status [options]
 
 Lists every natsvisor application on a NATS cluster that answers status requests (config key
 natsvisor.status_responder = true): application, URL, state, generation, restarts, RTT, pool
-use, parked requests and last error of each connection.
+use, parked requests, held (buffered) and dropped message-path publishes and last error of each
+connection.
 
 Options:
   --server URL     NATS server to ask (default: $NATS_URL, else nats://127.0.0.1:4222)
@@ -209,7 +210,8 @@ round_result ask(natsConnection* nc, const std::string& subject, int timeout_ms)
 // -- replies -------------------------------------------------------------------------------------
 
 struct row {
-  std::string app, pid, url, state, generation, restarts, rtt, pool, parked, last_error;
+  std::string app, pid, url, state, generation, restarts, rtt, pool, parked, buffered, dropped,
+    last_error;
 };
 
 std::string whole(double x) {
@@ -282,6 +284,13 @@ bool rows_of(const std::string& text, std::vector<row>& out, std::string& proble
     }
     r.pool = whole(active->n) + "/" + whole(size->n);
     r.parked = whole(parked->n);
+    // Optional: replies of older applications have no publish counts.
+    auto count = [&](const char* key) {
+      auto v = u.get(key);
+      return v && v->kind == json::number ? whole(v->n) : std::string{"-"};
+    };
+    r.buffered = count("buffered");
+    r.dropped = count("dropped");
     r.last_error = err->s.empty() ? "-" : printable(err->s, 60);
     rows.push_back(std::move(r));
   }
@@ -289,7 +298,8 @@ bool rows_of(const std::string& text, std::vector<row>& out, std::string& proble
     row r;
     r.app = printable(app->s, 24);
     r.pid = pid && pid->kind == json::number ? whole(pid->n) : "-";
-    r.url = r.state = r.generation = r.restarts = r.rtt = r.pool = r.parked = r.last_error = "-";
+    r.url = r.state = r.generation = r.restarts = r.rtt = r.pool = r.parked = r.buffered =
+      r.dropped = r.last_error = "-";
     rows.push_back(std::move(r));
   }
   out.insert(out.end(), rows.begin(), rows.end());
@@ -301,12 +311,13 @@ std::string table(std::vector<row> rows) {
     return std::tie(a.app, a.pid, a.url) < std::tie(b.app, b.pid, b.url);
   });
   rows.insert(rows.begin(), row{"APP", "PID", "URL", "STATE", "GEN", "RESTARTS", "RTT", "POOL",
-                                "PARKED", "LAST ERROR"});
+                                "PARKED", "BUFFERED", "DROPPED", "LAST ERROR"});
   auto cols = [](const row& r) {
-    return std::vector<const std::string*>{&r.app,      &r.pid, &r.url,  &r.state,  &r.generation,
-                                           &r.restarts, &r.rtt, &r.pool, &r.parked, &r.last_error};
+    return std::vector<const std::string*>{&r.app,      &r.pid,      &r.url,     &r.state,
+                                           &r.generation, &r.restarts, &r.rtt,     &r.pool,
+                                           &r.parked,   &r.buffered, &r.dropped, &r.last_error};
   };
-  std::vector<size_t> width(10, 0);
+  std::vector<size_t> width(12, 0);
   for (auto& r : rows) {
     auto c = cols(r);
     for (size_t i = 0; i < c.size(); ++i)
