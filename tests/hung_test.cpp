@@ -1,0 +1,136 @@
+// Hung servers: a nats-server stopped with SIGSTOP still completes TCP handshakes in the kernel
+// but answers nothing. nats.c notices it only through unanswered PINGs, and then holds the
+// connection's lock for whole reconnect attempts (each waits connection_timeout for INFO). These
+// tests check that the default settings notice it quickly and that every deadline natsvisor
+// promises holds meanwhile.
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "nats_server.hpp"
+#include "service_fixture.hpp"
+
+using namespace natsvisor;
+using namespace natsvisor::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+long long ms_since(clock_type::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t).count();
+}
+
+// Resumes the server when the test ends, however it ends, before the service closes its
+// connection: closing waits for nats.c's reconnect attempt, which a paused server prolongs.
+struct resume_at_exit {
+  nats_server& server;
+  ~resume_at_exit() { server.resume(); }
+};
+
+server_options without_jetstream() {
+  server_options o;
+  o.jetstream = false;
+  return o;
+}
+
+// Defaults, except the log level (tests stay quiet).
+settings default_settings(const std::string& url) {
+  settings s;
+  s.nats_url = url;
+  s.log_level = "warn";
+  return s;
+}
+
+} // namespace
+
+TEST_CASE("a hung server is noticed within 2.5 s with the default settings", "[hung]") {
+  nats_server server{without_jetstream()};
+  service_fixture f{default_settings(server.url())};
+  resume_at_exit guard{server};
+  auto healthy = f.svc->health_check();
+  REQUIRE(healthy);
+  REQUIRE(healthy->healthy);
+  auto paused_at = clock_type::now();
+  server.pause();
+  auto noticed = f.await_state(connection_state::reconnecting, 10s);
+  auto took = ms_since(paused_at);
+  std::printf("[hung] default settings: hung server noticed after %lld ms\n", took);
+  REQUIRE(noticed);
+  CHECK(took < 2500);
+}
+
+TEST_CASE("while a server hangs requests, JetStream publishes, health checks, leases and status "
+          "keep their deadlines",
+          "[hung]") {
+  nats_server server{without_jetstream()};
+  auto s = default_settings(server.url());
+  // nats.c's reconnect attempt (waiting up to connection_timeout, 10 s, for the hung server's
+  // INFO while holding the connection's lock) starts right after the disconnect.
+  s.nats.reconnect_wait = 100ms;
+  service_fixture f{s};
+  resume_at_exit guard{server};
+  auto first = f.svc->health_check();
+  REQUIRE(first);
+  REQUIRE(first->healthy);
+  server.pause();
+  REQUIRE(f.await_state(connection_state::reconnecting, 10s));
+
+  long long worst = 0; // the largest overrun of a deadline, in ms
+  auto measure = [&](const char* what, long long deadline_ms, auto call) {
+    auto t = clock_type::now();
+    call();
+    auto took = ms_since(t);
+    worst = std::max(worst, took - deadline_ms);
+    std::printf("[hung] %s: answered after %lld ms (deadline %lld ms)\n", what, took, deadline_ms);
+    return took;
+  };
+  // Twice each: the second round runs well inside nats.c's reconnect attempt.
+  for (int round = 0; round < 2; ++round) {
+    CHECK(measure("request", 2000, [&] {
+      auto r = f.svc->request({"hung.request", "x", {}}, 2s);
+      CHECK_FALSE(r);
+    }) < 3000);
+    CHECK(measure("js_publish", 2000, [&] {
+      auto r = f.svc->js_publish({"hung.js", "x", {}}, 2s);
+      CHECK_FALSE(r);
+    }) < 3000);
+    CHECK(measure("health_check", 2000, [&] {
+      auto r = f.svc->health_check();
+      REQUIRE(r);
+      CHECK_FALSE(r->healthy);
+    }) < 3000);
+    CHECK(measure("status", 100, [&] { CHECK(f.svc->status()); }) < 1000);
+    CHECK(measure("lease", 1000, [&] { (void) f.svc->lease({}, 1s); }) < 2000);
+  }
+  std::printf("[hung] largest deadline overrun while the server hangs: %lld ms\n", worst);
+}
+
+TEST_CASE("a hung server of a list fails over to the next server", "[hung]") {
+  nats_server a{without_jetstream()};
+  nats_server b{without_jetstream()};
+  auto list = a.url() + "," + b.url();
+  service_fixture f{default_settings(list)};
+  resume_at_exit guard{a};
+  auto healthy = f.svc->health_check();
+  REQUIRE(healthy);
+  REQUIRE(healthy->healthy);
+  REQUIRE(eventually([&] { return a.connection_count() == 1; }));
+  CHECK(b.connection_count() == 0);
+  auto paused_at = clock_type::now();
+  a.pause();
+  REQUIRE(f.await_state(connection_state::reconnecting, 10s));
+  auto back = f.await_state(connection_state::connected, 10s);
+  auto took = ms_since(paused_at);
+  std::printf("[hung] failover to the second server after %lld ms\n", took);
+  REQUIRE(back);
+  CHECK(back->generation == 1); // nats.c moved the connection: no restart
+  CHECK(took < 3000);
+  CHECK(eventually([&] { return b.connection_count() == 1; }));
+  auto after = f.svc->health_check();
+  REQUIRE(after);
+  CHECK(after->healthy);
+}
