@@ -5,6 +5,7 @@
 
 #include "caf/all.hpp"
 
+#include "actors/link_gate.hpp"
 #include "base/logging.hpp"
 #include "base/replies.hpp"
 #include "config/url.hpp"
@@ -24,6 +25,8 @@ connection_actor_state::~connection_actor_state() {
   // Closed subscriptions deliver nothing more; their closures go with their completion.
   for (auto& [id, sub] : subscriptions)
     natsSubscription_Destroy(sub);
+  for (auto* sub : unsubscribe_later)
+    natsSubscription_Destroy(sub);
   natsSubscription_Destroy(replies);
 }
 
@@ -37,7 +40,9 @@ using self_ptr = connection_actor_type*;
 // follows the load. After a flush without PONG (a hung server), flushing pauses for a second.
 void flush_if_idle(self_ptr self) {
   auto& st = self->state;
-  if (st.cfg->nats.send_asap || !st.connected || !self->mailbox().empty())
+  bool busy = !st.connected || st.callbacks->reconnecting();
+  if (st.cfg->nats.send_asap || gate(nats_call::flush, busy) != gate_action::call
+      || !self->mailbox().empty())
     return;
   auto now = steady_clock::now();
   if (now < st.flush_paused_until)
@@ -46,8 +51,8 @@ void flush_if_idle(self_ptr self) {
     st.flush_paused_until = now + std::chrono::seconds(1);
 }
 
-// nats.c's counters of this connection. Takes the connection's lock: the supervisor asks with a
-// short deadline and keeps the last answer if this actor is stuck behind a reconnect attempt.
+// nats.c's counters of this connection. Takes the connection's lock: only while nats.c does not
+// reconnect, or once it closed the connection.
 traffic read_stats(self_ptr self) {
   traffic t;
   natsStatistics* stats = nullptr;
@@ -60,9 +65,18 @@ traffic read_stats(self_ptr self) {
   return t;
 }
 
+// The counters now, or the last ones read while nats.c (re)connects and may hold the lock.
+traffic current_stats(self_ptr self) {
+  auto& st = self->state;
+  bool busy = !st.running || st.callbacks->reconnecting();
+  if (st.core && gate(nats_call::stats, busy) == gate_action::call)
+    st.last_stats = read_stats(self);
+  return st.last_stats;
+}
+
 // The final counters of this generation, before it stops serving.
-void send_stats(self_ptr self) {
-  self->send(self->state.supervisor, stats_atom_v, self->state.generation, read_stats(self));
+void send_stats(self_ptr self, traffic t) {
+  self->send(self->state.supervisor, stats_atom_v, self->state.generation, std::move(t));
 }
 
 // -- the request table --------------------------------------------------------------------------
@@ -99,9 +113,13 @@ void end_without_reply(self_ptr self, pending_request& p, const caf::error& err)
   }
 }
 
+std::string reply_subject(self_ptr self, uint64_t token) {
+  return self->state.inbox + std::to_string(token);
+}
+
 // Registers a request whose answer arrives on the reply subscription as "<inbox><token>" and
-// returns the reply subject, or an error (full table, no reply subscription).
-caf::expected<std::string> track(self_ptr self, pending_request p, caf::timespan timeout) {
+// returns the token, or an error (full table, no reply subscription).
+caf::expected<uint64_t> track(self_ptr self, pending_request p, caf::timespan timeout) {
   auto& st = self->state;
   if (!st.replies) {
     // Created on first use: a pooled connection that never requests costs no subscription.
@@ -123,7 +141,7 @@ caf::expected<std::string> track(self_ptr self, pending_request p, caf::timespan
                         + ") requests await a reply on this connection",
                       st.url);
   arm_sweep(self);
-  return st.inbox + std::to_string(*token);
+  return *token;
 }
 
 // A round trip through the server that blocks nobody: a message to the own inbox, whose arrival
@@ -133,13 +151,13 @@ void barrier(self_ptr self, pending_request p, caf::timespan timeout) {
   auto rp = p.promise;
   auto kind = p.kind;
   auto id = p.id;
-  auto subject = track(self, std::move(p), timeout);
-  if (!subject) {
+  auto token = track(self, std::move(p), timeout);
+  if (!token) {
     pending_request failed{kind, rp, {}, {}, id};
-    end_without_reply(self, failed, subject.error());
+    end_without_reply(self, failed, token.error());
     return;
   }
-  natsConnection_Publish(self->state.core->nc, subject->c_str(), nullptr, 0);
+  natsConnection_Publish(self->state.core->nc, reply_subject(self, *token).c_str(), nullptr, 0);
   flush_if_idle(self);
 }
 
@@ -209,25 +227,92 @@ bool closed_under_us(self_ptr self, natsStatus s) {
   return true;
 }
 
+// -- while nats.c reconnects ---------------------------------------------------------------------
+
+void resume(self_ptr self);
+
+void tell(self_ptr self, connection_state state, std::string detail) {
+  self->send(self->state.supervisor, conn_event_atom_v, self->state.generation, state,
+             std::move(detail));
+}
+
+// Whether nats.c may be called now (the running behavior only). The flag is set by nats.c's
+// callbacks before their message arrives: when it changed, the supervisor hears it first, so a
+// request this actor hands back finds the slot reconnecting there; once nats.c is back, what
+// waited for it is sent.
+bool nats_free(self_ptr self) {
+  auto& st = self->state;
+  bool reconnecting = st.callbacks->reconnecting();
+  switch (news_of(!st.connected, reconnecting)) {
+    case link_news::lost:
+      st.connected = false;
+      tell(self, connection_state::reconnecting, "disconnected; nats.c reconnects");
+      break;
+    case link_news::regained:
+      st.connected = true;
+      tell(self, connection_state::connected, "reconnected by nats.c");
+      resume(self);
+      break;
+    case link_news::none: break;
+  }
+  return !reconnecting;
+}
+
+gate_action gate_of(self_ptr self, nats_call call) {
+  return gate(call, !nats_free(self));
+}
+
+// Publishes a tracked request; a failure answers it (or, closed under us, fails the connection,
+// which hands it back with the rest of the table).
+void send_request(self_ptr self, uint64_t token, const outgoing& m) {
+  auto& st = self->state;
+  auto s = detail::publish(st.core->nc, m, reply_subject(self, token).c_str());
+  if (s == NATS_OK || closed_under_us(self, s))
+    return;
+  if (auto p = st.pending.complete(token))
+    detail::deliver_error(p->promise,
+                          from_status(s, errc::nats_error, st.url, "publish to " + m.subject));
+}
+
+void hand_back(self_ptr self);
+
+// nats.c is back: what waited for it goes out. Held requests whose deadline passed meanwhile
+// were answered already and are skipped.
+void resume(self_ptr self) {
+  auto& st = self->state;
+  for (auto* sub : std::exchange(st.unsubscribe_later, {})) {
+    natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+  }
+  for (auto& [token, m] : std::exchange(st.held, {}))
+    if (st.pending.contains(token) && !st.failed)
+      send_request(self, token, m);
+  flush_if_idle(self);
+}
+
 // Sends a request (a reply or a JetStream acknowledgement expected) on the reply subscription.
+// While nats.c reconnects the request waits here, its deadline running, and is sent once nats.c
+// is back (as nats.c's reconnect buffer would have done, without blocking anybody meanwhile).
 void start_request(self_ptr self, const outgoing& m, caf::timespan timeout,
                    pending_request::kind_t kind) {
   auto& st = self->state;
+  auto action = gate_of(self, nats_call::request);
+  if (action == gate_action::hold && !st.replies) {
+    hand_back(self); // creating the reply subscription would call nats.c
+    return;
+  }
   auto rp = self->make_response_promise();
   auto retry = self->current_mailbox_element()->copy_content_to_message();
-  auto subject = track(self, pending_request{kind, rp, std::move(retry), {}, 0}, timeout);
-  if (!subject) {
-    detail::deliver_error(rp, std::move(subject.error()));
+  auto token = track(self, pending_request{kind, rp, std::move(retry), {}, 0}, timeout);
+  if (!token) {
+    detail::deliver_error(rp, std::move(token.error()));
     return;
   }
-  if (auto s = detail::publish(st.core->nc, m, subject->c_str()); s != NATS_OK) {
-    if (closed_under_us(self, s))
-      return; // bounced with the rest of the table
-    auto token = std::strtoull(subject->c_str() + st.inbox.size(), nullptr, 10);
-    st.pending.complete(token);
-    detail::deliver_error(rp, from_status(s, errc::nats_error, st.url, "publish to " + m.subject));
+  if (action == gate_action::hold) {
+    st.held.emplace_back(*token, m);
     return;
   }
+  send_request(self, *token, m);
   flush_if_idle(self);
 }
 
@@ -258,17 +343,19 @@ void announce_up(self_ptr self, std::string js_problem) {
 void connected(self_ptr self) {
   auto& st = self->state;
   st.connected = true;
+  st.running = true;
   if (st.role != connection_role::shared) {
     announce_up(self, {});
     return;
   }
   pending_request check{pending_request::js_check, {}, {}, {}, 0};
-  auto subject = track(self, std::move(check), st.cfg->health_timeout);
-  if (!subject) {
+  auto token = track(self, std::move(check), st.cfg->health_timeout);
+  if (!token) {
     announce_up(self, {});
     return;
   }
-  natsConnection_PublishRequest(st.core->nc, "$JS.API.INFO", subject->c_str(), nullptr, 0);
+  natsConnection_PublishRequest(st.core->nc, "$JS.API.INFO", reply_subject(self, *token).c_str(),
+                                nullptr, 0);
   flush_if_idle(self);
 }
 
@@ -276,6 +363,7 @@ void connected(self_ptr self) {
 // message-path request back to the supervisor, to be parked for the next connection.
 void drain_pending(self_ptr self, const caf::error& err, bool bounce) {
   auto& st = self->state;
+  st.held.clear(); // in the table too
   for (auto& [token, p] : st.pending.take_all()) {
     if (p.kind == pending_request::js_check)
       continue; // this generation is never announced now
@@ -294,12 +382,13 @@ void fail(self_ptr self, errc code, const std::string& what) {
     return;
   st.failed = true;
   st.connected = false;
+  st.running = false;
   st.core->closed.store(true, std::memory_order_release);
   std::string detail = what;
   if (!st.last_async_error.empty())
     detail += ": " + st.last_async_error;
   auto err = make_error(code, std::move(detail), st.url);
-  send_stats(self);
+  send_stats(self, st.last_stats = read_stats(self)); // closed: nats.c holds no lock for long
   self->send(st.supervisor, conn_down_atom_v, st.generation, err);
   drain_pending(self, err, true);
   self->become(failed(self));
@@ -312,7 +401,9 @@ void stop(self_ptr self, const caf::error& err) {
   auto& st = self->state;
   drain_pending(self, err, false);
   if (st.core && !st.core->closed.exchange(true)) {
-    send_stats(self);
+    send_stats(self, current_stats(self));
+    // Waits for a reconnect attempt in progress (up to connection_timeout): only this actor's
+    // own thread, on its way out.
     natsConnection_Close(st.core->nc);
   }
   self->quit();
@@ -332,7 +423,7 @@ caf::message_handler common(self_ptr self) {
       self->send(self->state.supervisor, conn_event_atom_v, self->state.generation,
                  connection_state::connected, std::string{"server in lame duck mode"});
     },
-    [self](stats_atom) { return self->state.core ? read_stats(self) : traffic{}; },
+    [self](stats_atom) { return current_stats(self); },
     [self](req_to_atom) {
       auto& st = self->state;
       for (auto& [token, p] : st.pending.expire(steady_clock::now()))
@@ -342,12 +433,16 @@ caf::message_handler common(self_ptr self) {
   };
 }
 
-// Hands a message-path request back to the supervisor with its requester's promise.
-template <class T>
-caf::result<T> bounce(self_ptr self) {
+// Hands the current message-path request back to the supervisor with its requester's promise.
+void hand_back(self_ptr self) {
   auto rp = self->make_response_promise();
   rp.delegate(self->state.supervisor, bounce_atom_v, self->state.key,
               self->current_mailbox_element()->move_content_to_message());
+}
+
+template <class T>
+caf::result<T> bounce(self_ptr self) {
+  hand_back(self);
   return caf::delegated<T>{};
 }
 
@@ -405,13 +500,17 @@ caf::error publish_error(self_ptr self, natsStatus s, const std::string& subject
 // The message path while connected or reconnecting (nats.c buffers writes meanwhile).
 caf::message_handler serving(self_ptr self) {
   return {
-    [self](health_atom) {
+    [self](health_atom) -> caf::result<health_result> {
+      if (gate_of(self, nats_call::health) == gate_action::unhealthy)
+        return health_of(self, false, caf::timespan{0}, "nats.c is reconnecting");
       auto rp = self->make_response_promise();
       barrier(self, pending_request{pending_request::health, rp, {}, {}, 0},
               self->state.cfg->health_timeout);
-      return rp;
+      return caf::delegated<health_result>{};
     },
     [self](pub_atom, const outgoing& m) -> caf::result<caf::unit_t> {
+      if (gate_of(self, nats_call::publish) == gate_action::bounce)
+        return bounce<caf::unit_t>(self);
       auto s = detail::publish(self->state.core->nc, m);
       if (closed_under_us(self, s))
         return bounce<caf::unit_t>(self);
@@ -421,6 +520,8 @@ caf::message_handler serving(self_ptr self) {
       return caf::unit;
     },
     [self](pub_atom, const std::vector<outgoing>& batch) -> caf::result<uint64_t> {
+      if (gate_of(self, nats_call::publish) == gate_action::bounce)
+        return bounce<uint64_t>(self);
       uint64_t sent = 0;
       for (auto& m : batch) {
         auto s = detail::publish(self->state.core->nc, m);
@@ -442,6 +543,8 @@ caf::message_handler serving(self_ptr self) {
       return sent;
     },
     [self](pub_atom, const packed_batch& batch) -> caf::result<uint64_t> {
+      if (gate_of(self, nats_call::publish) == gate_action::bounce)
+        return bounce<uint64_t>(self);
       auto nc = self->state.core->nc;
       size_t offset = 0;
       uint64_t sent = 0;
@@ -479,7 +582,9 @@ caf::message_handler serving(self_ptr self) {
     [self](sub_atom, uint64_t id, const std::string& subject, const std::string& queue,
            const caf::actor& subscriber) -> caf::result<uint64_t> {
       auto& st = self->state;
-      if (st.subscriptions.count(id) != 0)
+      // Already subscribed; or, while nats.c reconnects, subscribed once it is back: the
+      // supervisor subscribes everything again when the connection is up again.
+      if (st.subscriptions.count(id) != 0 || gate_of(self, nats_call::subscribe) != gate_action::call)
         return id;
       natsSubscription* sub = nullptr;
       auto s = detail::subscribe(&sub, st.core->nc, subject, queue,
@@ -500,8 +605,12 @@ caf::message_handler serving(self_ptr self) {
     [self](unsub_atom, uint64_t id) {
       auto& st = self->state;
       if (auto it = st.subscriptions.find(id); it != st.subscriptions.end()) {
-        natsSubscription_Unsubscribe(it->second);
-        natsSubscription_Destroy(it->second);
+        if (gate_of(self, nats_call::unsubscribe) == gate_action::later) {
+          st.unsubscribe_later.push_back(it->second);
+        } else {
+          natsSubscription_Unsubscribe(it->second);
+          natsSubscription_Destroy(it->second);
+        }
         st.subscriptions.erase(it);
       }
     },
@@ -509,21 +618,12 @@ caf::message_handler serving(self_ptr self) {
 }
 
 caf::behavior running(self_ptr self) {
-  auto event = [self](connection_state s, std::string detail) {
-    self->send(self->state.supervisor, conn_event_atom_v, self->state.generation, s,
-               std::move(detail));
-  };
   return caf::message_handler{
     [](connected_atom) { /* nop: already connected */ },
+    // The callbacks set the flag these follow (perhaps read already by a request before them).
     // Logged once, by the supervisor, as the slot's state change.
-    [self, event](disconnected_atom) {
-      self->state.connected = false;
-      event(connection_state::reconnecting, "disconnected; nats.c reconnects");
-    },
-    [self, event](reconnected_atom) {
-      self->state.connected = true;
-      event(connection_state::connected, "reconnected by nats.c");
-    },
+    [self](disconnected_atom) { nats_free(self); },
+    [self](reconnected_atom) { nats_free(self); },
     [self](closed_atom) {
       fail(self, errc::connection_closed, "nats.c closed the connection for good");
     },

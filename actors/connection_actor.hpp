@@ -5,6 +5,8 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include <nats/nats.h>
 
@@ -15,6 +17,7 @@
 #include "actors/request_table.hpp"
 #include "base/time.hpp"
 #include "config/settings.hpp"
+#include "messages/types.hpp"
 #include "nats/callbacks.hpp"
 #include "nats/handles.hpp"
 
@@ -66,6 +69,14 @@ struct connection_actor_state {
   steady_time flush_paused_until;
   /// Subscriptions of the message path, by the supervisor's id.
   std::unordered_map<uint64_t, natsSubscription*> subscriptions;
+
+  // While nats.c reconnects this actor calls nothing of nats.c (actors/link_gate.hpp).
+  bool running = false; ///< connected once: the flag of `callbacks` is what to go by
+  /// Requests tracked (their deadlines run) but not sent yet: sent once nats.c reconnected.
+  std::vector<std::pair<uint64_t, outgoing>> held;
+  /// Unsubscribed while nats.c reconnected: unsubscribed in nats.c once it is back.
+  std::vector<natsSubscription*> unsubscribe_later;
+  traffic last_stats; ///< answers `stats` while nats.c may hold the connection's lock
 
   static inline const char* name = "natsvisor.connection";
 };
