@@ -34,6 +34,12 @@ struct nats_options {
   // (2 minutes x 2) left a hung server unnoticed for up to 6 minutes.
   caf::timespan ping_interval = std::chrono::milliseconds(300);    // nats_ping_interval
   int max_pings_out = 5;                                           // nats_max_pings_out
+  // How long one socket write may wait for a server that reads nothing. Without it a publisher
+  // flooding a hung server blocks in the kernel for good while holding nats.c's connection lock,
+  // and the PINGs that would notice the hang never get the lock. On expiry nats.c drops the
+  // connection and reconnects. Above the longest stall nats-server imposes on a fast producer
+  // (1 s), so a busy healthy server is not taken for a hung one; 0 means no deadline.
+  caf::timespan write_deadline = std::chrono::milliseconds(1500); // nats_write_deadline
   int reconnect_buf_size = 8 * 1024 * 1024; // nats_reconnect_buf_size (bytes)
   bool send_asap = false;                   // nats_send_asap
 };

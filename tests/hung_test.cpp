@@ -7,7 +7,9 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
+#include <thread>
 
 #include "nats_server.hpp"
 #include "service_fixture.hpp"
@@ -45,6 +47,33 @@ settings default_settings(const std::string& url) {
   return s;
 }
 
+// Publishes 1 MB batches on the message path from a thread until destroyed.
+struct flood {
+  explicit flood(connection_service& svc) {
+    packed_batch batch;
+    batch.subject = "hung.flood";
+    std::string payload(10 * 1024, 'x');
+    for (int i = 0; i < 100; ++i)
+      batch.add(payload);
+    thread = std::thread{[this, &svc, batch] {
+      while (!stop) {
+        auto t = clock_type::now();
+        if (svc.publish_batch(batch))
+          ++batches;
+        slowest = std::max(slowest.load(), ms_since(t));
+      }
+    }};
+  }
+  ~flood() {
+    stop = true;
+    thread.join();
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<int> batches{0};
+  std::atomic<long long> slowest{0}; ///< the longest publish_batch call, in ms
+  std::thread thread;
+};
+
 } // namespace
 
 TEST_CASE("a hung server is noticed within 2.5 s with the default settings", "[hung]") {
@@ -61,6 +90,31 @@ TEST_CASE("a hung server is noticed within 2.5 s with the default settings", "[h
   std::printf("[hung] default settings: hung server noticed after %lld ms\n", took);
   REQUIRE(noticed);
   CHECK(took < 2500);
+}
+
+TEST_CASE("a hung server is noticed within 2.5 s while publishes flood it", "[hung]") {
+  nats_server server{without_jetstream()};
+  service_fixture f{default_settings(server.url())};
+  auto healthy = f.svc->health_check();
+  REQUIRE(healthy);
+  REQUIRE(healthy->healthy);
+  flood publishes{*f.svc};
+  resume_at_exit guard{server}; // first: the flood's last publish waits for the server's return
+  REQUIRE(eventually([&] { return publishes.batches.load() >= 10; }));
+  auto paused_at = clock_type::now();
+  server.pause();
+  auto noticed = f.await_state(connection_state::reconnecting, 10s);
+  auto took = ms_since(paused_at);
+  std::printf("[hung] default settings, flooded: hung server noticed after %lld ms\n", took);
+  REQUIRE(noticed);
+  CHECK(took < 2500);
+  // The message path stays responsive: a health check answers at once (unhealthy).
+  auto t = clock_type::now();
+  auto h = f.svc->health_check();
+  REQUIRE(h);
+  CHECK_FALSE(h->healthy);
+  CHECK(ms_since(t) < 1000);
+  std::printf("[hung] flooded: longest publish_batch call so far %lld ms\n", publishes.slowest.load());
 }
 
 TEST_CASE("while a server hangs requests, JetStream publishes, health checks, leases and status "
