@@ -428,6 +428,11 @@ caf::message_handler common(self_ptr self) {
       auto& st = self->state;
       for (auto& [token, p] : st.pending.expire(steady_clock::now()))
         end_without_reply(self, p, make_error(errc::timeout, "no reply in time", st.url));
+      // Held requests that timed out are never sent: their copies go now, not at the reconnect.
+      auto& held = st.held;
+      held.erase(std::remove_if(held.begin(), held.end(),
+                                [&st](const auto& h) { return !st.pending.contains(h.first); }),
+                 held.end());
       arm_sweep(self);
     },
   };

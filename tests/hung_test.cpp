@@ -188,3 +188,37 @@ TEST_CASE("a hung server of a list fails over to the next server", "[hung]") {
   REQUIRE(after);
   CHECK(after->healthy);
 }
+
+TEST_CASE("a request made while nats.c reconnects waits in the connection actor and is sent once "
+          "the server is back",
+          "[hung]") {
+  nats_server server{without_jetstream()};
+  auto s = default_settings(server.url());
+  s.nats.reconnect_wait = 100ms;
+  service_fixture f{s};
+  auto svc = f.svc->api();
+  // Subscribed on the same connection as the request: nats.c sends the SUB again before
+  // anything else after the reconnect, so the responder is there when the request arrives.
+  auto responder = f.sys.spawn([svc](caf::event_based_actor* self) -> caf::behavior {
+    return {[self, svc](const nats_message& m) {
+      publish(self, svc, outgoing{m.reply, "pong:" + m.payload, {}});
+    }};
+  });
+  REQUIRE(f.svc->subscribe("hung.echo", responder));
+  auto echo = f.svc->request({"hung.echo", "before", {}}, 2s);
+  REQUIRE(echo);
+  REQUIRE(echo->payload == "pong:before");
+  server.kill();
+  REQUIRE(f.await_state(connection_state::reconnecting, 10s));
+  caf::scoped_actor self{f.sys};
+  // Sent before the server is back (starting it takes far longer than handing this on).
+  auto pending = self->request(svc, 15s, req_atom_v, std::string{}, outgoing{"hung.echo", "held", {}},
+                               caf::timespan{10s});
+  server.start();
+  std::optional<nats_message> reply;
+  pending.receive([&](nats_message& m) { reply = std::move(m); },
+                  [](caf::error& err) { FAIL_CHECK(to_string(err)); });
+  REQUIRE(reply);
+  CHECK(reply->payload == "pong:held");
+  caf::anon_send_exit(responder, caf::exit_reason::user_shutdown);
+}
