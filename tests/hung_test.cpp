@@ -26,6 +26,10 @@ long long ms_since(clock_type::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t).count();
 }
 
+double precise_ms_since(clock_type::time_point t) {
+  return std::chrono::duration<double, std::milli>(clock_type::now() - t).count();
+}
+
 // Resumes the server when the test ends, however it ends, before the service closes its
 // connection: closing waits for nats.c's reconnect attempt, which a paused server prolongs.
 struct resume_at_exit {
@@ -133,13 +137,13 @@ TEST_CASE("while a server hangs requests, JetStream publishes, health checks, le
   server.pause();
   REQUIRE(f.await_state(connection_state::reconnecting, 10s));
 
-  long long worst = 0; // the largest overrun of a deadline, in ms
-  auto measure = [&](const char* what, long long deadline_ms, auto call) {
+  double worst = -1e9; // the largest overrun of a deadline, in ms
+  auto measure = [&](const char* what, double deadline_ms, auto call) {
     auto t = clock_type::now();
     call();
-    auto took = ms_since(t);
+    auto took = precise_ms_since(t);
     worst = std::max(worst, took - deadline_ms);
-    std::printf("[hung] %s: answered after %lld ms (deadline %lld ms)\n", what, took, deadline_ms);
+    std::printf("[hung] %s: answered after %.1f ms (deadline %.0f ms)\n", what, took, deadline_ms);
     return took;
   };
   // Twice each: the second round runs well inside nats.c's reconnect attempt.
@@ -160,7 +164,7 @@ TEST_CASE("while a server hangs requests, JetStream publishes, health checks, le
     CHECK(measure("status", 100, [&] { CHECK(f.svc->status()); }) < 1000);
     CHECK(measure("lease", 1000, [&] { (void) f.svc->lease({}, 1s); }) < 2000);
   }
-  std::printf("[hung] largest deadline overrun while the server hangs: %lld ms\n", worst);
+  std::printf("[hung] largest deadline overrun while the server hangs: %.1f ms\n", worst);
 }
 
 TEST_CASE("a hung server of a list fails over to the next server", "[hung]") {
