@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <optional>
 #include <thread>
 
 #include "nats_server.hpp"
@@ -51,6 +52,32 @@ settings default_settings(const std::string& url) {
   return s;
 }
 
+// Defaults, but nats.c starts its reconnect attempt (which waits up to connection_timeout, 10 s,
+// for a hung server's INFO while holding the connection's lock) right after the disconnect.
+settings quick_reconnect_settings(const std::string& url) {
+  auto s = default_settings(url);
+  s.nats.reconnect_wait = 100ms;
+  return s;
+}
+
+void require_healthy(service_fixture& f) {
+  auto h = f.svc->health_check();
+  REQUIRE(h);
+  REQUIRE(h->healthy);
+}
+
+// Pauses the server and returns how long until the service reported the connection
+// reconnecting (printed as `what`), or nothing within 10 s.
+std::optional<long long> pause_until_noticed(nats_server& server, service_fixture& f,
+                                             const char* what) {
+  auto paused_at = clock_type::now();
+  server.pause();
+  auto noticed = f.await_state(connection_state::reconnecting, 10s);
+  auto took = ms_since(paused_at);
+  std::printf("[hung] %s: hung server noticed after %lld ms\n", what, took);
+  return noticed ? std::optional<long long>{took} : std::nullopt;
+}
+
 // Publishes 1 MB batches on the message path from a thread until destroyed.
 struct flood {
   explicit flood(connection_service& svc) {
@@ -84,34 +111,22 @@ TEST_CASE("a hung server is noticed within 2.5 s with the default settings", "[h
   nats_server server{without_jetstream()};
   service_fixture f{default_settings(server.url())};
   resume_at_exit guard{server};
-  auto healthy = f.svc->health_check();
-  REQUIRE(healthy);
-  REQUIRE(healthy->healthy);
-  auto paused_at = clock_type::now();
-  server.pause();
-  auto noticed = f.await_state(connection_state::reconnecting, 10s);
-  auto took = ms_since(paused_at);
-  std::printf("[hung] default settings: hung server noticed after %lld ms\n", took);
-  REQUIRE(noticed);
-  CHECK(took < 2500);
+  require_healthy(f);
+  auto took = pause_until_noticed(server, f, "default settings");
+  REQUIRE(took);
+  CHECK(*took < 2500);
 }
 
 TEST_CASE("a hung server is noticed within 2.5 s while publishes flood it", "[hung]") {
   nats_server server{without_jetstream()};
   service_fixture f{default_settings(server.url())};
-  auto healthy = f.svc->health_check();
-  REQUIRE(healthy);
-  REQUIRE(healthy->healthy);
+  require_healthy(f);
   flood publishes{*f.svc};
   resume_at_exit guard{server}; // first: the flood's last publish waits for the server's return
   REQUIRE(eventually([&] { return publishes.batches.load() >= 10; }));
-  auto paused_at = clock_type::now();
-  server.pause();
-  auto noticed = f.await_state(connection_state::reconnecting, 10s);
-  auto took = ms_since(paused_at);
-  std::printf("[hung] default settings, flooded: hung server noticed after %lld ms\n", took);
-  REQUIRE(noticed);
-  CHECK(took < 2500);
+  auto took = pause_until_noticed(server, f, "default settings, flooded");
+  REQUIRE(took);
+  CHECK(*took < 2500);
   // The message path stays responsive: a health check answers at once (unhealthy).
   auto t = clock_type::now();
   auto h = f.svc->health_check();
@@ -125,15 +140,9 @@ TEST_CASE("while a server hangs requests, JetStream publishes, health checks, le
           "keep their deadlines",
           "[hung]") {
   nats_server server{without_jetstream()};
-  auto s = default_settings(server.url());
-  // nats.c's reconnect attempt (waiting up to connection_timeout, 10 s, for the hung server's
-  // INFO while holding the connection's lock) starts right after the disconnect.
-  s.nats.reconnect_wait = 100ms;
-  service_fixture f{s};
+  service_fixture f{quick_reconnect_settings(server.url())};
   resume_at_exit guard{server};
-  auto first = f.svc->health_check();
-  REQUIRE(first);
-  REQUIRE(first->healthy);
+  require_healthy(f);
   server.pause();
   REQUIRE(f.await_state(connection_state::reconnecting, 10s));
 
@@ -173,9 +182,7 @@ TEST_CASE("a hung server of a list fails over to the next server", "[hung]") {
   auto list = a.url() + "," + b.url();
   service_fixture f{default_settings(list)};
   resume_at_exit guard{a};
-  auto healthy = f.svc->health_check();
-  REQUIRE(healthy);
-  REQUIRE(healthy->healthy);
+  require_healthy(f);
   REQUIRE(eventually([&] { return a.connection_count() == 1; }));
   CHECK(b.connection_count() == 0);
   auto paused_at = clock_type::now();
@@ -197,9 +204,7 @@ TEST_CASE("a request made while nats.c reconnects waits in the connection actor 
           "the server is back",
           "[hung]") {
   nats_server server{without_jetstream()};
-  auto s = default_settings(server.url());
-  s.nats.reconnect_wait = 100ms;
-  service_fixture f{s};
+  service_fixture f{quick_reconnect_settings(server.url())};
   auto svc = f.svc->api();
   // Subscribed on the same connection as the request: nats.c sends the SUB again before
   // anything else after the reconnect, so the responder is there when the request arrives.
