@@ -325,16 +325,8 @@ caf::behavior failed(self_ptr self);
 // (empty: available, or no answer in time, and then its own calls report).
 void announce_up(self_ptr self, std::string js_problem) {
   auto& st = self->state;
-  jetstream_handle js_handle;
-  if (st.role == connection_role::shared) {
-    jsCtx* js = nullptr;
-    if (natsConnection_JetStream(&js, st.core->nc, nullptr) == NATS_OK)
-      js_handle = jetstream_handle{std::make_shared<detail::jetstream_core>(st.core, js), st.url,
-                                   st.generation};
-  }
   self->send(st.supervisor, conn_up_atom_v, st.generation,
-             connection_handle{st.core, st.url, st.generation}, std::move(js_handle),
-             std::move(js_problem));
+             connection_handle{st.core, st.url, st.generation}, st.js, std::move(js_problem));
 }
 
 // The first connect succeeded. The shared connection first asks, without blocking, whether
@@ -348,6 +340,12 @@ void connected(self_ptr self) {
     announce_up(self, {});
     return;
   }
+  // Made now, while nats.c is connected: making it takes the connection's lock, which a reconnect
+  // attempt may hold by the time the JetStream check below ends.
+  jsCtx* js = nullptr;
+  if (natsConnection_JetStream(&js, st.core->nc, nullptr) == NATS_OK)
+    st.js = jetstream_handle{std::make_shared<detail::jetstream_core>(st.core, js), st.url,
+                             st.generation};
   pending_request check{pending_request::js_check, {}, {}, {}, 0};
   auto token = track(self, std::move(check), st.cfg->health_timeout);
   if (!token) {

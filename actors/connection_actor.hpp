@@ -56,6 +56,7 @@ struct connection_actor_state {
   std::shared_ptr<const settings> cfg;
   std::unique_ptr<detail::callback_owner> callbacks;
   std::shared_ptr<detail::connection_core> core;
+  jetstream_handle js; ///< the shared connection's JetStream context, made when it connected
   std::string last_async_error;
   bool connected = false; ///< as nats.c's callbacks last said: no nats.c lock needed to know
   bool failed = false;    ///< nats.c closed the connection for good; requests go back
