@@ -275,10 +275,6 @@ const std::vector<key_spec>& specs() {
       "unanswered pings before nats.c drops the connection (a PONG later than "
       "max_pings_out x ping_interval counts as a hung server)"},
      int_key(NV_FIELD(nats.max_pings_out), 1, 1000)},
-    {{"nats_write_deadline", "1500ms",
-      "longest wait of one socket write: past it nats.c drops the connection as hung "
-      "(0 = no deadline)"},
-     duration_key(NV_FIELD(nats.write_deadline), true)},
     {{"nats_reconnect_buf_size", "8388608",
       "bytes nats.c buffers for publishes while reconnecting"},
      int_key(NV_FIELD(nats.reconnect_buf_size), 0, 1 << 30)},

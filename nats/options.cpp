@@ -32,8 +32,6 @@ natsStatus configure_options(natsOptions* opts, const std::vector<std::string>& 
     s = natsOptions_SetPingInterval(opts, to_ms(n.ping_interval));
   if (s == NATS_OK)
     s = natsOptions_SetMaxPingsOut(opts, n.max_pings_out);
-  if (s == NATS_OK && n.write_deadline > caf::timespan{0})
-    s = natsOptions_SetWriteDeadline(opts, to_ms(n.write_deadline));
   if (s == NATS_OK)
     s = natsOptions_SetReconnectBufSize(opts, n.reconnect_buf_size);
   if (s == NATS_OK)
