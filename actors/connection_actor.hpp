@@ -98,11 +98,15 @@ using connection_actor_type = caf::stateful_actor<connection_actor_state>;
 /// (bounce, key, request), with the requester's promise, to be parked for the next
 /// connection, until the supervisor sends (stop_conn, error).
 ///
-/// Answers (stats) -> traffic in every state. Serves, while connected or reconnecting: health -> health_result (a non-blocking round trip);
+/// Answers (stats) -> traffic in every state (the last counters read while nats.c (re)connects).
+/// Serves, while connected: health -> health_result (a non-blocking round trip);
 /// (pub, outgoing), (pub, vector<outgoing>), (pub, packed_batch); (req, outgoing, timeout) ->
 /// nats_message; (js_pub, outgoing, timeout) -> js_ack; (sub, id, subject, queue, subscriber) ->
 /// id once the server has the subscription; (unsub, id); (stop_conn, error): answers everything in
-/// flight with the error, closes the connection, quits.
+/// flight with the error, closes the connection, quits. While nats.c reconnects (its callbacks'
+/// flag, actors/link_gate.hpp) it calls nothing of nats.c: requests wait here until nats.c is
+/// back or their deadline, publishes are bounced, health answers unhealthy at once,
+/// subscriptions wait.
 ///
 /// `slot` only names the connection at the server (see nats/options.hpp's connection_name).
 caf::behavior connection_actor(connection_actor_type* self, std::string key, uint64_t generation,
