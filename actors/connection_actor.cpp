@@ -500,7 +500,8 @@ caf::error publish_error(self_ptr self, natsStatus s, const std::string& subject
   return from_status(s, errc::nats_error, self->state.url, "publish to " + subject);
 }
 
-// The message path while connected or reconnecting (nats.c buffers writes meanwhile).
+// The message path once connected. While nats.c reconnects, each handler asks the gate first
+// and calls nothing of nats.c.
 caf::message_handler serving(self_ptr self) {
   return {
     [self](health_atom) -> caf::result<health_result> {
@@ -587,7 +588,8 @@ caf::message_handler serving(self_ptr self) {
       auto& st = self->state;
       // Already subscribed; or, while nats.c reconnects, subscribed once it is back: the
       // supervisor subscribes everything again when the connection is up again.
-      if (st.subscriptions.count(id) != 0 || gate_of(self, nats_call::subscribe) != gate_action::call)
+      if (st.subscriptions.count(id) != 0
+          || gate_of(self, nats_call::subscribe) != gate_action::call)
         return id;
       natsSubscription* sub = nullptr;
       auto s = detail::subscribe(&sub, st.core->nc, subject, queue,
