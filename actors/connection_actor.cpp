@@ -6,6 +6,7 @@
 
 #include "caf/all.hpp"
 
+#include "actors/link_gate.hpp"
 #include "base/logging.hpp"
 #include "base/replies.hpp"
 #include "config/url.hpp"
@@ -25,6 +26,8 @@ connection_actor_state::~connection_actor_state() {
   // Closed subscriptions deliver nothing more; their closures go with their completion.
   for (auto& [id, sub] : subscriptions)
     natsSubscription_Destroy(sub);
+  for (auto* sub : unsubscribe_later)
+    natsSubscription_Destroy(sub);
   natsSubscription_Destroy(replies);
 }
 
@@ -38,7 +41,9 @@ using self_ptr = connection_actor_type*;
 // follows the load. After a flush without PONG (a hung server), flushing pauses for a second.
 void flush_if_idle(self_ptr self) {
   auto& st = self->state;
-  if (st.cfg->nats.send_asap || !st.connected || !self->mailbox().empty())
+  bool busy = !st.connected || st.callbacks->reconnecting();
+  if (st.cfg->nats.send_asap || gate(nats_call::flush, busy) != gate_action::call
+      || !self->mailbox().empty())
     return;
   auto now = steady_clock::now();
   if (now < st.flush_paused_until)
@@ -47,8 +52,8 @@ void flush_if_idle(self_ptr self) {
     st.flush_paused_until = now + std::chrono::seconds(1);
 }
 
-// nats.c's counters of this connection. Takes the connection's lock: the supervisor asks with a
-// short deadline and keeps the last answer if this actor is stuck behind a reconnect attempt.
+// nats.c's counters of this connection. Takes the connection's lock: only while nats.c does not
+// reconnect, or once it closed the connection.
 traffic read_stats(self_ptr self) {
   traffic t;
   natsStatistics* stats = nullptr;
@@ -61,9 +66,18 @@ traffic read_stats(self_ptr self) {
   return t;
 }
 
+// The counters now, or the last ones read while nats.c (re)connects and may hold the lock.
+traffic current_stats(self_ptr self) {
+  auto& st = self->state;
+  bool busy = !st.running || st.callbacks->reconnecting();
+  if (st.core && gate(nats_call::stats, busy) == gate_action::call)
+    st.last_stats = read_stats(self);
+  return st.last_stats;
+}
+
 // The final counters of this generation, before it stops serving.
-void send_stats(self_ptr self) {
-  self->send(self->state.supervisor, stats_atom_v, self->state.generation, read_stats(self));
+void send_stats(self_ptr self, traffic t) {
+  self->send(self->state.supervisor, stats_atom_v, self->state.generation, std::move(t));
 }
 
 // -- the request table --------------------------------------------------------------------------
@@ -100,9 +114,13 @@ void end_without_reply(self_ptr self, pending_request& p, const caf::error& err)
   }
 }
 
+std::string reply_subject(self_ptr self, uint64_t token) {
+  return self->state.inbox + std::to_string(token);
+}
+
 // Registers a request whose answer arrives on the reply subscription as "<inbox><token>" and
-// returns the reply subject, or an error (full table, no reply subscription).
-caf::expected<std::string> track(self_ptr self, pending_request p, caf::timespan timeout) {
+// returns the token, or an error (full table, no reply subscription).
+caf::expected<uint64_t> track(self_ptr self, pending_request p, caf::timespan timeout) {
   auto& st = self->state;
   if (!st.replies) {
     // Created on first use: a pooled connection that never requests costs no subscription.
@@ -124,7 +142,7 @@ caf::expected<std::string> track(self_ptr self, pending_request p, caf::timespan
                         + ") requests await a reply on this connection",
                       st.url);
   arm_sweep(self);
-  return st.inbox + std::to_string(*token);
+  return *token;
 }
 
 // A round trip through the server that blocks nobody: a message to the own inbox, whose arrival
@@ -134,13 +152,13 @@ void barrier(self_ptr self, pending_request p, caf::timespan timeout) {
   auto rp = p.promise;
   auto kind = p.kind;
   auto id = p.id;
-  auto subject = track(self, std::move(p), timeout);
-  if (!subject) {
+  auto token = track(self, std::move(p), timeout);
+  if (!token) {
     pending_request failed{kind, rp, {}, {}, id};
-    end_without_reply(self, failed, subject.error());
+    end_without_reply(self, failed, token.error());
     return;
   }
-  natsConnection_Publish(self->state.core->nc, subject->c_str(), nullptr, 0);
+  natsConnection_Publish(self->state.core->nc, reply_subject(self, *token).c_str(), nullptr, 0);
   flush_if_idle(self);
 }
 
@@ -154,7 +172,9 @@ bool is_no_responders(const nats_message& msg) {
   return false;
 }
 
-void send_request(self_ptr self, pending_request p, const outgoing& m, caf::timespan timeout);
+gate_action gate_of(self_ptr self, nats_call call);
+void dispatch_request(self_ptr self, pending_request p, const outgoing& m, caf::timespan timeout,
+                      gate_action action);
 
 // How long a JetStream publish answered "no responders" waits before it is sent again: a stream
 // leader election takes seconds, so a few retries per second find the new leader soon enough.
@@ -201,16 +221,23 @@ void publish_unanswered(self_ptr self, pending_request p) {
     settle_unanswered(self, std::move(p), std::nullopt); // exists or unknown: the same verdict
     return;
   }
+  if (gate_of(self, nats_call::request) == gate_action::hold) {
+    // No lookup while nats.c reconnects: unknown, so the publish is retried (held till then).
+    p.looked_up = true;
+    settle_unanswered(self, std::move(p), std::nullopt);
+    return;
+  }
   auto body = stream_names_request(p.retry.get_as<outgoing>(1).subject);
   p.kind = pending_request::js_lookup;
   auto rp = p.promise;
-  auto subject = track(self, std::move(p), std::min(left, st.cfg->health_timeout));
-  if (!subject) {
-    detail::deliver_error(rp, std::move(subject.error()));
+  auto token = track(self, std::move(p), std::min(left, st.cfg->health_timeout));
+  if (!token) {
+    detail::deliver_error(rp, std::move(token.error()));
     return;
   }
   // A failed write is answered by the sweep (unknown) or by the connection's failure (bounce).
-  natsConnection_PublishRequest(st.core->nc, stream_names_subject, subject->c_str(), body.data(),
+  natsConnection_PublishRequest(st.core->nc, stream_names_subject,
+                                reply_subject(self, *token).c_str(), body.data(),
                                 static_cast<int>(body.size()));
   flush_if_idle(self);
 }
@@ -226,7 +253,7 @@ void resend_publish(self_ptr self, pending_request p) {
   }
   p.kind = pending_request::js_ack;
   outgoing m = p.retry.get_as<outgoing>(1);
-  send_request(self, std::move(p), m, left);
+  dispatch_request(self, std::move(p), m, left, gate_of(self, nats_call::request));
 }
 
 // A message on the reply subscription: completes its request.
@@ -291,40 +318,109 @@ bool closed_under_us(self_ptr self, natsStatus s) {
   return true;
 }
 
-// Sends `m`, the request of `p` (a reply or a JetStream acknowledgement expected), on the reply
-// subscription; answered by finish_request, or by the sweep at `timeout`.
-void send_request(self_ptr self, pending_request p, const outgoing& m, caf::timespan timeout) {
-  auto& st = self->state;
-  auto rp = p.promise;
-  auto subject = track(self, std::move(p), timeout);
-  if (!subject) {
-    detail::deliver_error(rp, std::move(subject.error()));
-    return;
-  }
-  // Past the server's limits (the reply subject counts): refused here, or the server would
-  // close the connection for every user of it.
-  auto err = check_limits(st.core->limits(), m, subject->size(), st.url);
-  if (!err) {
-    auto s = detail::publish(st.core->nc, m, subject->c_str());
-    if (s == NATS_OK) {
-      flush_if_idle(self);
-      return;
-    }
-    if (closed_under_us(self, s))
-      return; // bounced with the rest of the table
-    err = from_status(s, errc::nats_error, st.url, "publish to " + quote_subject(m.subject));
-  }
-  auto token = std::strtoull(subject->c_str() + st.inbox.size(), nullptr, 10);
-  st.pending.complete(token);
-  detail::deliver_error(rp, std::move(err));
+// -- while nats.c reconnects ---------------------------------------------------------------------
+
+void resume(self_ptr self);
+
+void tell(self_ptr self, connection_state state, std::string detail) {
+  self->send(self->state.supervisor, conn_event_atom_v, self->state.generation, state,
+             std::move(detail));
 }
 
+// Whether nats.c may be called now (the running behavior only). The flag is set by nats.c's
+// callbacks before their message arrives: when it changed, the supervisor hears it first, so a
+// request this actor hands back finds the slot reconnecting there; once nats.c is back, what
+// waited for it is sent.
+bool nats_free(self_ptr self) {
+  auto& st = self->state;
+  bool reconnecting = st.callbacks->reconnecting();
+  switch (news_of(!st.connected, reconnecting)) {
+    case link_news::lost:
+      st.connected = false;
+      st.holding = true; // until the supervisor's pub_resume
+      tell(self, connection_state::reconnecting, "disconnected; nats.c reconnects");
+      break;
+    case link_news::regained:
+      st.connected = true;
+      st.auth_refused = false;
+      tell(self, connection_state::connected, "reconnected by nats.c");
+      resume(self);
+      break;
+    case link_news::none: break;
+  }
+  return !reconnecting;
+}
+
+gate_action gate_of(self_ptr self, nats_call call) {
+  return gate(call, !nats_free(self));
+}
+
+// Publishes a tracked request, checked against the server's limits first (the reply subject
+// counts: past them the server would close the connection for every user of it). A failure
+// answers it (or, closed under us, fails the connection, which hands it back with the rest of
+// the table).
+void send_request(self_ptr self, uint64_t token, const outgoing& m) {
+  auto& st = self->state;
+  auto subject = reply_subject(self, token);
+  auto err = check_limits(st.core->limits(), m, subject.size(), st.url);
+  if (!err) {
+    auto s = detail::publish(st.core->nc, m, subject.c_str());
+    if (s == NATS_OK || closed_under_us(self, s))
+      return;
+    err = from_status(s, errc::nats_error, st.url, "publish to " + quote_subject(m.subject));
+  }
+  if (auto p = st.pending.complete(token))
+    detail::deliver_error(p->promise, std::move(err));
+}
+
+void hand_back(self_ptr self);
+
+// nats.c is back: what waited for it goes out. Held requests whose deadline passed meanwhile
+// were answered already and are skipped.
+void resume(self_ptr self) {
+  auto& st = self->state;
+  for (auto* sub : std::exchange(st.unsubscribe_later, {})) {
+    natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+  }
+  for (auto& [token, m] : std::exchange(st.held, {}))
+    if (st.pending.contains(token) && !st.failed)
+      send_request(self, token, m);
+  flush_if_idle(self);
+}
+
+// Tracks request `p` and sends `m`, or, while nats.c reconnects (`action` hold), keeps it here
+// with its deadline running, to be sent once nats.c is back (as nats.c's reconnect buffer would
+// have done, without blocking anybody meanwhile).
+void dispatch_request(self_ptr self, pending_request p, const outgoing& m, caf::timespan timeout,
+                      gate_action action) {
+  auto& st = self->state;
+  auto rp = p.promise;
+  auto token = track(self, std::move(p), timeout);
+  if (!token) {
+    detail::deliver_error(rp, std::move(token.error()));
+    return;
+  }
+  if (action == gate_action::hold) {
+    st.held.emplace_back(*token, m);
+    return;
+  }
+  send_request(self, *token, m);
+  flush_if_idle(self);
+}
+
+// Sends a request (a reply or a JetStream acknowledgement expected) on the reply subscription.
 void start_request(self_ptr self, const outgoing& m, caf::timespan timeout,
                    pending_request::kind_t kind) {
+  auto action = gate_of(self, nats_call::request);
+  if (action == gate_action::hold && !self->state.replies) {
+    hand_back(self); // creating the reply subscription would call nats.c
+    return;
+  }
   pending_request p{kind, self->make_response_promise(),
                     self->current_mailbox_element()->copy_content_to_message(), {}, 0};
   p.deadline = steady_clock::now() + timeout;
-  send_request(self, std::move(p), m, timeout);
+  dispatch_request(self, std::move(p), m, timeout, action);
 }
 
 // -- lifecycle ----------------------------------------------------------------------------------
@@ -337,16 +433,8 @@ caf::behavior failed(self_ptr self);
 void announce_up(self_ptr self, std::string js_problem) {
   auto& st = self->state;
   st.js_problem = js_problem;
-  jetstream_handle js_handle;
-  if (st.role == connection_role::shared) {
-    jsCtx* js = nullptr;
-    if (natsConnection_JetStream(&js, st.core->nc, nullptr) == NATS_OK)
-      js_handle = jetstream_handle{std::make_shared<detail::jetstream_core>(st.core, js), st.url,
-                                   st.generation};
-  }
   self->send(st.supervisor, conn_up_atom_v, st.generation,
-             connection_handle{st.core, st.url, st.generation}, std::move(js_handle),
-             std::move(js_problem));
+             connection_handle{st.core, st.url, st.generation}, st.js, std::move(js_problem));
 }
 
 // The first connect succeeded. The shared connection first asks, without blocking, whether
@@ -358,17 +446,25 @@ void connected(self_ptr self) {
   // Read once per connect, now that nats.c has the server's INFO: every later check reads the
   // copy, never nats.c (whose calls wait for the connection's lock during a reconnect).
   st.core->max_payload.store(natsConnection_GetMaxPayload(st.core->nc), std::memory_order_relaxed);
+  st.running = true;
   if (st.role != connection_role::shared) {
     announce_up(self, {});
     return;
   }
+  // Made now, while nats.c is connected: making it takes the connection's lock, which a reconnect
+  // attempt may hold by the time the JetStream check below ends.
+  jsCtx* js = nullptr;
+  if (natsConnection_JetStream(&js, st.core->nc, nullptr) == NATS_OK)
+    st.js = jetstream_handle{std::make_shared<detail::jetstream_core>(st.core, js), st.url,
+                             st.generation};
   pending_request check{pending_request::js_check, {}, {}, {}, 0};
-  auto subject = track(self, std::move(check), st.cfg->health_timeout);
-  if (!subject) {
+  auto token = track(self, std::move(check), st.cfg->health_timeout);
+  if (!token) {
     announce_up(self, {});
     return;
   }
-  natsConnection_PublishRequest(st.core->nc, "$JS.API.INFO", subject->c_str(), nullptr, 0);
+  natsConnection_PublishRequest(st.core->nc, "$JS.API.INFO", reply_subject(self, *token).c_str(),
+                                nullptr, 0);
   flush_if_idle(self);
 }
 
@@ -376,6 +472,7 @@ void connected(self_ptr self) {
 // message-path request back to the supervisor, to be parked for the next connection.
 void drain_pending(self_ptr self, const caf::error& err, bool bounce) {
   auto& st = self->state;
+  st.held.clear(); // in the table too
   for (auto& [token, p] : st.pending.take_all()) {
     if (p.kind == pending_request::js_check)
       continue; // this generation is never announced now
@@ -394,12 +491,13 @@ void fail(self_ptr self, errc code, const std::string& what) {
     return;
   st.failed = true;
   st.connected = false;
+  st.running = false;
   st.core->closed.store(true, std::memory_order_release);
   std::string detail = what;
   if (!st.last_async_error.empty())
     detail += ": " + st.last_async_error;
   auto err = make_error(code, std::move(detail), st.url);
-  send_stats(self);
+  send_stats(self, st.last_stats = read_stats(self)); // closed: nats.c holds no lock for long
   self->send(st.supervisor, conn_down_atom_v, st.generation, err);
   drain_pending(self, err, true);
   self->become(failed(self));
@@ -412,7 +510,9 @@ void stop(self_ptr self, const caf::error& err, bool bounce = false) {
   auto& st = self->state;
   drain_pending(self, err, bounce);
   if (st.core && !st.core->closed.exchange(true)) {
-    send_stats(self);
+    send_stats(self, current_stats(self));
+    // Waits for a reconnect attempt in progress (up to connection_timeout): only this actor's
+    // own thread, on its way out.
     natsConnection_Close(st.core->nc);
   }
   self->quit();
@@ -438,7 +538,7 @@ caf::message_handler common(self_ptr self) {
       // supervisor, which serves them on the replacement, then the connection closes.
       stop(self, make_error(errc::connection_closed, "replaced", self->state.url), true);
     },
-    [self](stats_atom) { return self->state.core ? read_stats(self) : traffic{}; },
+    [self](stats_atom) { return current_stats(self); },
     // Everything the supervisor sent before this was handed back or written: publish again.
     [self](pub_resume_atom) {
       self->state.holding = false;
@@ -452,17 +552,26 @@ caf::message_handler common(self_ptr self) {
         else
           end_without_reply(self, p, make_error(errc::timeout, "no reply in time", st.url));
       }
+      // Held requests that timed out are never sent: their copies go now, not at the reconnect.
+      auto& held = st.held;
+      held.erase(std::remove_if(held.begin(), held.end(),
+                                [&st](const auto& h) { return !st.pending.contains(h.first); }),
+                 held.end());
       arm_sweep(self);
     },
   };
 }
 
-// Hands a message-path request back to the supervisor with its requester's promise.
-template <class T>
-caf::result<T> bounce(self_ptr self) {
+// Hands the current message-path request back to the supervisor with its requester's promise.
+void hand_back(self_ptr self) {
   auto rp = self->make_response_promise();
   rp.delegate(self->state.supervisor, bounce_atom_v, self->state.key,
               self->current_mailbox_element()->move_content_to_message());
+}
+
+template <class T>
+caf::result<T> bounce(self_ptr self) {
+  hand_back(self);
   return caf::delegated<T>{};
 }
 
@@ -540,7 +649,8 @@ caf::error partly_sent(const caf::error& err, uint64_t sent, size_t total) {
 // Publishes go back to the supervisor while nats.c reconnects and until the supervisor resumes
 // them: it holds them across a restart, nats.c's reconnect buffer would not.
 bool hands_back_publishes(self_ptr self) {
-  return !self->state.connected || self->state.holding;
+  return gate_of(self, nats_call::publish) == gate_action::bounce || !self->state.connected
+         || self->state.holding;
 }
 
 // Hands one publish to nats.c; the answer when it was not written (handed back, or failed).
@@ -557,14 +667,17 @@ std::optional<caf::result<caf::unit_t>> write_publish(self_ptr self, const outgo
   return std::nullopt;
 }
 
-// The message path while connected or reconnecting (nats.c buffers writes meanwhile).
+// The message path once connected. While nats.c reconnects, each handler asks the gate first
+// and calls nothing of nats.c.
 caf::message_handler serving(self_ptr self) {
   return {
-    [self](health_atom) {
+    [self](health_atom) -> caf::result<health_result> {
+      if (gate_of(self, nats_call::health) == gate_action::unhealthy)
+        return health_of(self, false, caf::timespan{0}, "nats.c is reconnecting");
       auto rp = self->make_response_promise();
       barrier(self, pending_request{pending_request::health, rp, {}, {}, 0},
               self->state.cfg->health_timeout);
-      return rp;
+      return caf::delegated<health_result>{};
     },
     [self](pub_atom, const outgoing& m) -> caf::result<caf::unit_t> {
       if (auto not_written = write_publish(self, m))
@@ -650,7 +763,10 @@ caf::message_handler serving(self_ptr self) {
     [self](sub_atom, uint64_t id, const std::string& subject, const std::string& queue,
            const caf::actor& subscriber) -> caf::result<uint64_t> {
       auto& st = self->state;
-      if (st.subscriptions.count(id) != 0)
+      // Already subscribed; or, while nats.c reconnects, subscribed once it is back: the
+      // supervisor subscribes everything again when the connection is up again.
+      if (st.subscriptions.count(id) != 0
+          || gate_of(self, nats_call::subscribe) != gate_action::call)
         return id;
       natsSubscription* sub = nullptr;
       auto s = detail::subscribe(&sub, st.core->nc, subject, queue,
@@ -671,8 +787,12 @@ caf::message_handler serving(self_ptr self) {
     [self](unsub_atom, uint64_t id) {
       auto& st = self->state;
       if (auto it = st.subscriptions.find(id); it != st.subscriptions.end()) {
-        natsSubscription_Unsubscribe(it->second);
-        natsSubscription_Destroy(it->second);
+        if (gate_of(self, nats_call::unsubscribe) == gate_action::later) {
+          st.unsubscribe_later.push_back(it->second);
+        } else {
+          natsSubscription_Unsubscribe(it->second);
+          natsSubscription_Destroy(it->second);
+        }
         st.subscriptions.erase(it);
       }
     },
@@ -680,23 +800,12 @@ caf::message_handler serving(self_ptr self) {
 }
 
 caf::behavior running(self_ptr self) {
-  auto event = [self](connection_state s, std::string detail) {
-    self->send(self->state.supervisor, conn_event_atom_v, self->state.generation, s,
-               std::move(detail));
-  };
   return caf::message_handler{
     [](connected_atom) { /* nop: already connected */ },
+    // The callbacks set the flag these follow (perhaps read already by a request before them).
     // Logged once, by the supervisor, as the slot's state change.
-    [self, event](disconnected_atom) {
-      self->state.connected = false;
-      self->state.holding = true;
-      event(connection_state::reconnecting, "disconnected; nats.c reconnects");
-    },
-    [self, event](reconnected_atom) {
-      self->state.connected = true;
-      self->state.auth_refused = false;
-      event(connection_state::connected, "reconnected by nats.c");
-    },
+    [self](disconnected_atom) { nats_free(self); },
+    [self](reconnected_atom) { nats_free(self); },
     [self](closed_atom) {
       // nats.c stops reconnecting when the server refused the same credentials twice in a row:
       // that close is final for these settings, not a lost server.

@@ -5,6 +5,8 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include <nats/nats.h>
 
@@ -15,6 +17,7 @@
 #include "actors/request_table.hpp"
 #include "base/time.hpp"
 #include "config/settings.hpp"
+#include "messages/types.hpp"
 #include "nats/callbacks.hpp"
 #include "nats/handles.hpp"
 
@@ -58,6 +61,7 @@ struct connection_actor_state {
   std::shared_ptr<const settings> cfg;
   std::unique_ptr<detail::callback_owner> callbacks;
   std::shared_ptr<detail::connection_core> core;
+  jetstream_handle js; ///< the shared connection's JetStream context, made when it connected
   std::string last_async_error;
   /// Since the last (re)connect, nats.c reported that the server refused the credentials.
   bool auth_refused = false;
@@ -77,6 +81,14 @@ struct connection_actor_state {
   steady_time flush_paused_until;
   /// Subscriptions of the message path, by the supervisor's id.
   std::unordered_map<uint64_t, natsSubscription*> subscriptions;
+
+  // While nats.c reconnects this actor calls nothing of nats.c (actors/link_gate.hpp).
+  bool running = false; ///< connected once: the flag of `callbacks` is what to go by
+  /// Requests tracked (their deadlines run) but not sent yet: sent once nats.c reconnected.
+  std::vector<std::pair<uint64_t, outgoing>> held;
+  /// Unsubscribed while nats.c reconnected: unsubscribed in nats.c once it is back.
+  std::vector<natsSubscription*> unsubscribe_later;
+  traffic last_stats; ///< answers `stats` while nats.c may hold the connection's lock
 
   static inline const char* name = "natsvisor.connection";
 };
@@ -102,13 +114,18 @@ using connection_actor_type = caf::stateful_actor<connection_actor_state>;
 /// back as (bounce, key, publish), to be held by the supervisor; the answer to pub_resume
 /// follows everything handed back before it.
 ///
-/// Answers (stats) -> traffic in every state. Serves, while connected or reconnecting: health -> health_result (a non-blocking round trip);
+/// Answers (stats) -> traffic in every state (the last counters read while nats.c (re)connects).
+/// Serves, while connected: health -> health_result (a non-blocking round trip);
 /// (pub, outgoing), (pub, vector<outgoing>), (pub, packed_batch); (req, outgoing, timeout) ->
 /// nats_message; (pub_conf, outgoing, timeout) -> unit once the server has read it;
 /// (js_pub, outgoing, timeout) -> js_ack; (sub, id, subject, queue, subscriber) ->
 /// id once the server has the subscription; (unsub, id); (stop_conn, error): answers everything in
 /// flight with the error, closes the connection, quits; (retire): replaced by the next
 /// generation, hands what is in flight back to the supervisor (as a bounce), closes, quits.
+/// While nats.c reconnects (its callbacks'
+/// flag, actors/link_gate.hpp) it calls nothing of nats.c: requests wait here until nats.c is
+/// back or their deadline, publishes are handed back, health answers unhealthy at once,
+/// subscriptions wait.
 ///
 /// `slot` only names the connection at the server (see nats/options.hpp's connection_name).
 caf::behavior connection_actor(connection_actor_type* self, std::string key, uint64_t generation,

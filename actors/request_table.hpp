@@ -35,6 +35,7 @@ class request_table {
   std::vector<std::pair<uint64_t, T>> expire(steady_time now) { return table_.expire(now); }
   std::vector<std::pair<uint64_t, T>> take_all() { return table_.take_all(); }
   std::optional<steady_time> rearm() { return table_.rearm(); }
+  bool contains(uint64_t token) const { return table_.contains(token); }
   size_t size() const noexcept { return table_.size(); }
   bool full() const noexcept { return table_.full(); }
 

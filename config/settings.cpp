@@ -296,11 +296,13 @@ const std::vector<key_spec>& specs() {
      duration_key(NV_FIELD(nats.reconnect_wait), false)},
     {{"nats_reconnect_jitter", "100ms", "nats.c's random extra reconnect wait"},
      duration_key(NV_FIELD(nats.reconnect_jitter), true)},
-    {{"nats_ping_interval", "2min",
-      "nats.c's ping interval (a hung server is noticed after "
-      "ping_interval x (max_pings_out + 1))"},
+    {{"nats_ping_interval", "300ms",
+      "nats.c's ping interval (a hung server is noticed after max_pings_out to "
+      "max_pings_out + 1 intervals: 1.5 to 1.8 s by default)"},
      duration_key(NV_FIELD(nats.ping_interval), false)},
-    {{"nats_max_pings_out", "2", "unanswered pings before nats.c drops the connection"},
+    {{"nats_max_pings_out", "5",
+      "unanswered pings before nats.c drops the connection (a PONG later than "
+      "max_pings_out x ping_interval counts as a hung server)"},
      int_key(NV_FIELD(nats.max_pings_out), 1, 1000)},
     {{"nats_reconnect_buf_size", "8388608",
       "bytes nats.c buffers for publishes while reconnecting"},

@@ -22,8 +22,23 @@ struct nats_options {
   int max_reconnect = 60;                                          // nats_max_reconnect
   caf::timespan reconnect_wait = std::chrono::seconds(2);          // nats_reconnect_wait
   caf::timespan reconnect_jitter = std::chrono::milliseconds(100); // nats_reconnect_jitter
-  caf::timespan ping_interval = std::chrono::minutes(2);           // nats_ping_interval
-  int max_pings_out = 2;                                           // nats_max_pings_out
+  // A hung server (alive to the kernel, so TCP stays up) is noticed only by unanswered PINGs:
+  // after more than max_pings_out of them, i.e. between max_pings_out and max_pings_out + 1
+  // intervals after it stopped: 1.5 to 1.8 s, leaving 0.2 s of a 2 s budget for nats.c's timer
+  // thread and the callbacks on a loaded machine. A false alarm needs a PONG later than
+  // max_pings_out x ping_interval = 1.5 s on loopback or a LAN (where a round trip takes well
+  // under a millisecond): the server or nats.c's reader starved of CPU for 1.5 s, far beyond
+  // what a loaded 2-core machine shows; it would cost one reconnect, no subscription. Longer
+  // intervals with fewer PINGs out would lower that threshold for the same 2 s; more, shorter
+  // ones raise it towards 2 s at the price of more PINGs (each takes the connection's lock on
+  // nats.c's shared timer thread; 3.3 per second and connection here). nats.c's own default
+  // (2 minutes x 2) left a hung server unnoticed for up to 6 minutes. Not covered: a publisher
+  // that fills the socket buffers of a hung server blocks nats.c in send() holding the
+  // connection's lock, and the PINGs wait behind it until the server resumes; nats.c's write
+  // deadline would end that wait, but in 3.4.1 it expires spuriously under concurrent reads
+  // (tests/hung_test.cpp), so it stays off.
+  caf::timespan ping_interval = std::chrono::milliseconds(300);    // nats_ping_interval
+  int max_pings_out = 5;                                           // nats_max_pings_out
   int reconnect_buf_size = 8 * 1024 * 1024; // nats_reconnect_buf_size (bytes)
   bool send_asap = false;                   // nats_send_asap
 };

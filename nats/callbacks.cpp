@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -15,9 +16,14 @@ namespace natsvisor::detail {
 
 namespace {
 
+struct owner_entry {
+  caf::weak_actor_ptr actor;
+  std::shared_ptr<std::atomic<bool>> reconnecting;
+};
+
 struct owner_table {
   std::mutex mtx;
-  std::unordered_map<uintptr_t, caf::weak_actor_ptr> owners;
+  std::unordered_map<uintptr_t, owner_entry> owners;
   std::atomic<uintptr_t> next{0};
 };
 
@@ -26,36 +32,47 @@ owner_table& table() {
   return *instance;
 }
 
-caf::actor owner_of(void* closure) {
+// The owner's entry, looked up under the mutex; nothing once the owner is gone.
+std::optional<owner_entry> entry_of(void* closure) {
   auto& t = table();
   std::lock_guard<std::mutex> guard{t.mtx};
   auto it = t.owners.find(reinterpret_cast<uintptr_t>(closure));
-  return it == t.owners.end() ? caf::actor{} : caf::actor_cast<caf::actor>(it->second);
+  if (it == t.owners.end())
+    return std::nullopt;
+  return it->second;
 }
 
+// Sends the owner its message; with `reconnecting`, first sets the flag to it, so the owner
+// stops (or resumes) calling nats.c before the message arrives.
 template <class... Ts>
-void notify(const char* where, void* closure, Ts&&... xs) noexcept {
+void notify(const char* where, void* closure, std::optional<bool> reconnecting,
+            Ts&&... xs) noexcept {
   at_c_boundary(where, [&] {
-    if (auto hdl = owner_of(closure))
+    auto entry = entry_of(closure);
+    if (!entry)
+      return;
+    if (reconnecting)
+      entry->reconnecting->store(*reconnecting, std::memory_order_release);
+    if (auto hdl = caf::actor_cast<caf::actor>(entry->actor))
       caf::anon_send(hdl, std::forward<Ts>(xs)...);
   });
 }
 
 void on_disconnected(natsConnection*, void* closure) {
-  notify("disconnected callback", closure, disconnected_atom_v);
+  notify("disconnected callback", closure, true, disconnected_atom_v);
 }
 
 void on_reconnected(natsConnection*, void* closure) {
-  notify("reconnected callback", closure, reconnected_atom_v);
+  notify("reconnected callback", closure, false, reconnected_atom_v);
 }
 
 void on_lame_duck(natsConnection*, void* closure) {
-  notify("lame duck callback", closure, lame_duck_atom_v);
+  notify("lame duck callback", closure, std::nullopt, lame_duck_atom_v);
 }
 
 void on_error(natsConnection*, natsSubscription*, natsStatus err, void* closure) {
   // Only the status: the subscription pointer may be gone when the actor reads it.
-  notify("error callback", closure, async_error_atom_v, static_cast<int32_t>(err));
+  notify("error callback", closure, std::nullopt, async_error_atom_v, static_cast<int32_t>(err));
 }
 
 } // namespace
@@ -68,11 +85,12 @@ void log_boundary_exception(const char* where, const char* what) noexcept {
   }
 }
 
-callback_owner::callback_owner(caf::weak_actor_ptr owner) {
+callback_owner::callback_owner(caf::weak_actor_ptr owner)
+  : reconnecting_(std::make_shared<std::atomic<bool>>(false)) {
   auto& t = table();
   id_ = ++t.next;
   std::lock_guard<std::mutex> guard{t.mtx};
-  t.owners.emplace(id_, std::move(owner));
+  t.owners.emplace(id_, owner_entry{std::move(owner), reconnecting_});
 }
 
 callback_owner::~callback_owner() {
@@ -86,11 +104,11 @@ void* callback_owner::closure() const noexcept {
 }
 
 void on_connected(natsConnection*, void* closure) {
-  notify("connected callback", closure, connected_atom_v);
+  notify("connected callback", closure, false, connected_atom_v);
 }
 
 void on_closed(natsConnection*, void* closure) {
-  notify("closed callback", closure, closed_atom_v);
+  notify("closed callback", closure, std::nullopt, closed_atom_v);
 }
 
 natsStatus install_callbacks(natsOptions* opts, const callback_owner& owner) {

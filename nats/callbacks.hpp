@@ -1,5 +1,8 @@
 #pragma once
 
+#include <atomic>
+#include <memory>
+
 #include <nats/nats.h>
 
 #include "caf/actor_control_block.hpp"
@@ -24,8 +27,14 @@ class callback_owner {
   /// The closure to hand to nats.c.
   void* closure() const noexcept;
 
+  /// True from the disconnected callback until the (re)connected one: nats.c reconnects and may
+  /// hold the connection's lock for a whole attempt. Set by the callback before it sends its
+  /// message, so the owner knows it before that message arrives. Needs no nats.c call to read.
+  bool reconnecting() const noexcept { return reconnecting_->load(std::memory_order_acquire); }
+
  private:
   uintptr_t id_;
+  std::shared_ptr<std::atomic<bool>> reconnecting_; // shared with the table entry
 };
 
 /// Installs the connected (retry-on-failed-connect), disconnected, reconnected, closed, error and

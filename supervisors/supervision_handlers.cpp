@@ -75,9 +75,10 @@ url_entry* entry_to_serve(self_ptr self, const std::string& url, caf::response_p
   return *entry;
 }
 
-// Serves a request on the URL's shared connection, or parks it until that is up.
+// Serves a request on the URL's shared connection, or parks it until that is up. `handed_back`:
+// the connection actor refused it because nats.c reconnects, so it waits for the reconnect.
 caf::response_promise serve(self_ptr self, request_kind kind, const std::string& url,
-                            caf::message forward = {}) {
+                            caf::message forward = {}, bool handed_back = false) {
   parked_request r{kind, self->make_response_promise(), std::move(forward)};
   auto rp = r.promise;
   auto* found = entry_to_serve(self, url, rp, [&r](url_entry& e, caf::error err) {
@@ -87,7 +88,9 @@ caf::response_promise serve(self_ptr self, request_kind kind, const std::string&
     return rp;
   auto& e = *found;
   ensure_shared(self, e);
-  if (e.slots[0].machine.usable()) {
+  auto& shared = e.slots[0].machine;
+  if (shared.usable()
+      && !(handed_back && shared.state() == connection_state::reconnecting)) {
     answer(self, e, r);
     return rp;
   }
@@ -373,13 +376,15 @@ caf::message_handler message_path(self_ptr self) {
     // The failure report (conn_down) precedes every bounce from the same child, so the slot is
     // past that generation here and the request waits for the next one. Unless the URL was
     // closed meanwhile: a request accepted before a close must not open the URL again.
+    // A publish handed back while nats.c reconnects (the child's conn_event precedes it) waits
+    // for the reconnect: sent back to that child now, it would only come back again.
     [self](bounce_atom, const std::string& key, caf::message& request) {
       if (is_publish(request))
         return publish_returned(self, key, std::move(request));
       auto* e = find_entry(self, key);
       if (!e || e->slots[0].machine.state() == connection_state::closed)
         return refused(self, make_error(errc::connection_closed, "closed on request", redact(key)));
-      return serve(self, request_kind::forward, key, std::move(request));
+      return serve(self, request_kind::forward, key, std::move(request), true);
     },
     [self](sub_atom, const std::string& url, const std::string& subject, const std::string& queue,
            const caf::actor& subscriber) {

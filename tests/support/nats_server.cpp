@@ -280,9 +280,21 @@ void nats_server::kill() {
   pid_ = -1;
 }
 
+void nats_server::pause() {
+  if (pid_ > 0)
+    ::kill(pid_, SIGSTOP);
+}
+
+void nats_server::resume() {
+  if (pid_ > 0)
+    ::kill(pid_, SIGCONT);
+}
+
 void nats_server::stop() {
   if (pid_ <= 0)
     return;
+  // A paused server would not act on SIGTERM before SIGCONT.
+  resume();
   ::kill(pid_, SIGTERM);
   auto until = clock_type::now() + stop_deadline;
   while (!try_reap(pid_)) {

@@ -69,6 +69,14 @@ class nats_server {
   /// before falling back to SIGKILL. No-op if not running.
   void stop();
 
+  /// SIGSTOP: a hung server. The kernel still accepts TCP connections on its ports (the
+  /// handshake needs no process), but the server reads, answers and pings nothing. No-op if not
+  /// running. kill() and the destructor end a paused server; stop() resumes it first.
+  void pause();
+
+  /// SIGCONT: the paused server carries on where it stopped. No-op if not running.
+  void resume();
+
   /// True while the child process exists and has not exited (does not reap).
   bool running() const;
 
