@@ -153,6 +153,77 @@ bool is_no_responders(const nats_message& msg) {
   return false;
 }
 
+void send_request(self_ptr self, pending_request p, const outgoing& m, caf::timespan timeout);
+
+// How long a JetStream publish answered "no responders" waits before it is sent again: a stream
+// leader election takes seconds, so a few retries per second find the new leader soon enough.
+constexpr auto js_retry_delay = std::chrono::milliseconds(200);
+
+// Acts on on_js_no_responders' verdict (nats/protocol.hpp explains the choice) for a publish
+// that got no responders; `stream_exists`: what the lookup said, if it said anything.
+void settle_unanswered(self_ptr self, pending_request p, std::optional<bool> stream_exists) {
+  auto& st = self->state;
+  switch (on_js_no_responders(stream_exists, steady_clock::now(), p.deadline, js_retry_delay)) {
+    case js_no_responders_verdict::no_stream:
+      detail::deliver_error(p.promise,
+                            make_error(errc::no_stream, "no stream captures the subject", st.url));
+      return;
+    case js_no_responders_verdict::unavailable:
+      detail::deliver_error(p.promise,
+                            make_error(errc::unavailable,
+                                       "JetStream did not answer the publish in time (no "
+                                       "responders): the stream is electing a leader, or "
+                                       "JetStream is unavailable",
+                                       st.url));
+      return;
+    case js_no_responders_verdict::retry: {
+      // Parked in the request table until the delay ends; the sweep sends it again.
+      p.kind = pending_request::js_retry;
+      auto rp = p.promise;
+      if (auto parked = track(self, std::move(p), js_retry_delay); !parked)
+        detail::deliver_error(rp, std::move(parked.error()));
+      return;
+    }
+  }
+}
+
+// A JetStream publish answered "no responders". The first time, JetStream is asked whether a
+// stream captures the subject (answered as a js_lookup); after that the answer is known.
+void publish_unanswered(self_ptr self, pending_request p) {
+  auto& st = self->state;
+  auto left = p.deadline - steady_clock::now();
+  if (p.looked_up || left <= caf::timespan{0}) {
+    settle_unanswered(self, std::move(p), std::nullopt); // exists or unknown: the same verdict
+    return;
+  }
+  auto body = stream_names_request(p.retry.get_as<outgoing>(1).subject);
+  p.kind = pending_request::js_lookup;
+  auto rp = p.promise;
+  auto subject = track(self, std::move(p), std::min(left, st.cfg->health_timeout));
+  if (!subject) {
+    detail::deliver_error(rp, std::move(subject.error()));
+    return;
+  }
+  // A failed write is answered by the sweep (unknown) or by the connection's failure (bounce).
+  natsConnection_PublishRequest(st.core->nc, stream_names_subject, subject->c_str(), body.data(),
+                                static_cast<int>(body.size()));
+  flush_if_idle(self);
+}
+
+// A publish whose retry delay ended (or whose lookup got no answer in time): sent again with the
+// same headers, Nats-Msg-Id included, for the rest of its deadline.
+void resend_publish(self_ptr self, pending_request p) {
+  auto left = p.deadline - steady_clock::now();
+  if (p.kind == pending_request::js_lookup || left <= caf::timespan{0}) {
+    p.looked_up = true;
+    settle_unanswered(self, std::move(p), std::nullopt);
+    return;
+  }
+  p.kind = pending_request::js_ack;
+  outgoing m = p.retry.get_as<outgoing>(1);
+  send_request(self, std::move(p), m, left);
+}
+
 // A message on the reply subscription: completes its request.
 void finish_request(self_ptr self, nats_message& msg) {
   auto& st = self->state;
@@ -174,8 +245,7 @@ void finish_request(self_ptr self, nats_message& msg) {
       break;
     case pending_request::js_ack:
       if (no_responders)
-        detail::deliver_error(p.promise,
-                              make_error(errc::no_stream, "no stream captures the subject", st.url));
+        publish_unanswered(self, std::move(p));
       else if (auto ack = parse_js_ack(msg.payload, st.url))
         p.promise.deliver(std::move(*ack));
       else
@@ -185,6 +255,12 @@ void finish_request(self_ptr self, nats_message& msg) {
       p.promise.deliver(health_of(self, true, steady_clock::now() - p.started, {}));
       break;
     case pending_request::subscribed: p.promise.deliver(p.id); break;
+    case pending_request::js_lookup:
+      p.looked_up = true;
+      settle_unanswered(self, std::move(p),
+                        no_responders ? std::nullopt : names_a_stream(msg.payload));
+      break;
+    case pending_request::js_retry: break; // not sent yet: no reply can come
     case pending_request::js_check: {
       std::string problem;
       if (no_responders)
@@ -209,13 +285,12 @@ bool closed_under_us(self_ptr self, natsStatus s) {
   return true;
 }
 
-// Sends a request (a reply or a JetStream acknowledgement expected) on the reply subscription.
-void start_request(self_ptr self, const outgoing& m, caf::timespan timeout,
-                   pending_request::kind_t kind) {
+// Sends `m`, the request of `p` (a reply or a JetStream acknowledgement expected), on the reply
+// subscription; answered by finish_request, or by the sweep at `timeout`.
+void send_request(self_ptr self, pending_request p, const outgoing& m, caf::timespan timeout) {
   auto& st = self->state;
-  auto rp = self->make_response_promise();
-  auto retry = self->current_mailbox_element()->copy_content_to_message();
-  auto subject = track(self, pending_request{kind, rp, std::move(retry), {}, 0}, timeout);
+  auto rp = p.promise;
+  auto subject = track(self, std::move(p), timeout);
   if (!subject) {
     detail::deliver_error(rp, std::move(subject.error()));
     return;
@@ -229,6 +304,14 @@ void start_request(self_ptr self, const outgoing& m, caf::timespan timeout,
     return;
   }
   flush_if_idle(self);
+}
+
+void start_request(self_ptr self, const outgoing& m, caf::timespan timeout,
+                   pending_request::kind_t kind) {
+  pending_request p{kind, self->make_response_promise(),
+                    self->current_mailbox_element()->copy_content_to_message(), {}, 0};
+  p.deadline = steady_clock::now() + timeout;
+  send_request(self, std::move(p), m, timeout);
 }
 
 // -- lifecycle ----------------------------------------------------------------------------------
@@ -279,7 +362,7 @@ void drain_pending(self_ptr self, const caf::error& err, bool bounce) {
   for (auto& [token, p] : st.pending.take_all()) {
     if (p.kind == pending_request::js_check)
       continue; // this generation is never announced now
-    if (bounce && (p.kind == pending_request::reply || p.kind == pending_request::js_ack))
+    if (bounce && p.kind != pending_request::health && p.kind != pending_request::subscribed)
       p.promise.delegate(st.supervisor, bounce_atom_v, st.key, std::move(p.retry));
     else
       end_without_reply(self, p, err);
@@ -335,8 +418,12 @@ caf::message_handler common(self_ptr self) {
     [self](stats_atom) { return self->state.core ? read_stats(self) : traffic{}; },
     [self](req_to_atom) {
       auto& st = self->state;
-      for (auto& [token, p] : st.pending.expire(steady_clock::now()))
-        end_without_reply(self, p, make_error(errc::timeout, "no reply in time", st.url));
+      for (auto& [token, p] : st.pending.expire(steady_clock::now())) {
+        if (p.kind == pending_request::js_retry || p.kind == pending_request::js_lookup)
+          resend_publish(self, std::move(p));
+        else
+          end_without_reply(self, p, make_error(errc::timeout, "no reply in time", st.url));
+      }
       arm_sweep(self);
     },
   };

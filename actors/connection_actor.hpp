@@ -34,11 +34,15 @@ struct pending_request {
     health,     ///< a health check: the round trip through the own inbox
     subscribed, ///< a subscribe: the round trip after the SUB, so the server has it
     js_check,   ///< internal: whether JetStream serves this account
+    js_lookup,  ///< a JetStream publish answered "no responders": does a stream capture it?
+    js_retry,   ///< a JetStream publish waiting to be sent again (its table deadline: when)
   } kind;
   caf::response_promise promise;
-  caf::message retry; ///< reply/js_ack: the request, to park it again if the connection fails
+  caf::message retry; ///< reply/js_*: the request, to park it again if the connection fails
   steady_time started;
   uint64_t id = 0; ///< subscribed: the subscription's id
+  steady_time deadline{};  ///< js_*: when the publish must be answered
+  bool looked_up = false;  ///< js_*: a stream captures the subject, or that cannot be known
 };
 
 /// State of the actor that owns one natsConnection (one URL slot, one generation).

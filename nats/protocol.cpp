@@ -102,4 +102,31 @@ caf::expected<js_ack> parse_js_ack(std::string_view json, const std::string& url
   return ack;
 }
 
+std::string stream_names_request(std::string_view subject) {
+  std::string out = R"({"subject":")";
+  for (char c : subject) {
+    if (c == '"' || c == '\\')
+      out += '\\';
+    out += c;
+  }
+  return out + "\"}";
+}
+
+std::optional<bool> names_a_stream(std::string_view json) {
+  if (jetstream_api_error(json, {}))
+    return std::nullopt;
+  if (auto total = number_value(json, "total"))
+    return *total > 0;
+  return std::nullopt;
+}
+
+js_no_responders_verdict on_js_no_responders(std::optional<bool> stream_exists, steady_time now,
+                                             steady_time deadline, caf::timespan retry_delay) {
+  if (stream_exists == false)
+    return js_no_responders_verdict::no_stream;
+  if (now + retry_delay < deadline)
+    return js_no_responders_verdict::retry;
+  return js_no_responders_verdict::unavailable;
+}
+
 } // namespace natsvisor
