@@ -15,7 +15,7 @@
 #include <signal.h>
 #include <thread>
 
-#include "nats_server.hpp"
+#include "nats_cluster.hpp"
 #include "service_fixture.hpp"
 
 using namespace natsvisor;
@@ -50,15 +50,24 @@ natsConnection* raw_connect(const std::string& url) {
   natsOptions* opts = nullptr;
   natsConnection* nc = nullptr;
   REQUIRE(natsOptions_Create(&opts) == NATS_OK);
-  natsOptions_SetURL(opts, url.c_str());
+  std::vector<std::string> servers;
+  for (size_t from = 0; from <= url.size();) {
+    auto comma = std::min(url.find(',', from), url.size());
+    servers.push_back(url.substr(from, comma - from));
+    from = comma + 1;
+  }
+  std::vector<const char*> raw;
+  for (auto& server : servers)
+    raw.push_back(server.c_str());
+  REQUIRE(natsOptions_SetServers(opts, raw.data(), static_cast<int>(raw.size())) == NATS_OK);
   natsOptions_SetMaxReconnect(opts, -1);
   natsOptions_SetReconnectWait(opts, 50);
-  natsOptions_SetRetryOnFailedConnect(opts, true, nullptr, nullptr);
   natsOptions_SetPingInterval(opts, 500);
   natsOptions_SetMaxPingsOut(opts, 2);
   auto s = natsConnection_Connect(&nc, opts);
   natsOptions_Destroy(opts);
-  REQUIRE((s == NATS_OK || s == NATS_NOT_YET_CONNECTED));
+  INFO(url << " " << natsStatus_GetText(s) << ": " << nats_GetLastError(nullptr));
+  REQUIRE(s == NATS_OK);
   return nc;
 }
 
@@ -78,6 +87,22 @@ struct core_counter {
     natsMsg_Destroy(msg);
   }
 };
+
+// A file-backed stream replicated on every node.
+natsStatus add_r3_stream(jsCtx* js, const char* name, const char* subject) {
+  jsStreamConfig sc;
+  jsStreamConfig_Init(&sc);
+  sc.Name = name;
+  const char* subjects[] = {subject};
+  sc.Subjects = subjects;
+  sc.SubjectsLen = 1;
+  sc.Storage = js_FileStorage;
+  sc.Replicas = 3;
+  jsStreamInfo* si = nullptr;
+  auto s = js_AddStream(&si, js, &sc, nullptr, nullptr);
+  jsStreamInfo_Destroy(si);
+  return s;
+}
 
 void echo(natsConnection* nc, natsSubscription*, natsMsg* msg, void*) {
   if (auto reply = natsMsg_GetReply(msg))
@@ -116,15 +141,31 @@ struct tally {
   }
 };
 
-enum class fault { kill_brief, kill_long, pause };
+enum class fault { kill_brief, node_loss, pause, lame_duck, cluster_down };
 
 const char* name_of(fault f) {
   switch (f) {
     case fault::kill_brief: return "SIGKILL brief";
-    case fault::kill_long: return "SIGKILL long";
+    case fault::node_loss: return "node loss";
     case fault::pause: return "SIGSTOP";
+    case fault::lame_duck: return "lame duck";
+    case fault::cluster_down: return "SIGKILL long (whole cluster)";
   }
   return "?";
+}
+
+// Mostly quick faults; a lame duck (about 15 s) and a whole-cluster outage now and then.
+fault pick(std::mt19937& rng) {
+  auto r = rng() % 20;
+  if (r < 6)
+    return fault::kill_brief;
+  if (r < 11)
+    return fault::node_loss;
+  if (r < 16)
+    return fault::pause;
+  if (r < 18)
+    return fault::lame_duck;
+  return fault::cluster_down;
 }
 
 int soak_cycles() {
@@ -137,32 +178,49 @@ int soak_cycles() {
 
 TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message and leak nothing",
           "[soak][.]") {
-  nats_server server;
-  auto cfg = fast_settings(server.url());
+  nats_cluster cluster;
+  auto cfg = fast_settings(cluster.url());
   cfg.request_timeout = 3s;
-  cfg.nats.ping_interval = 500ms;
-  cfg.nats.max_pings_out = 2;
-  cfg.policy.max_attempts = 1000; // the soak restarts servers on purpose: never give up
+  cfg.nats.ping_interval = settings{}.nats.ping_interval; // hung nodes noticed as by default
+  cfg.nats.max_pings_out = settings{}.nats.max_pings_out;
+  cfg.policy.max_attempts = 1000; // the soak takes the cluster down on purpose: never give up
   service_fixture f{cfg};
 
-  // Independent clients: a responder for requests and a counter of core messages.
-  auto responder = raw_connect(server.url());
-  auto observer = raw_connect(server.url());
+  // Independent clients: a responder for requests (on the list, failing over) and one counter
+  // of core messages per node, so a node's fault does not blind the count.
+  auto responder = raw_connect(cluster.url());
   natsSubscription* echo_sub = nullptr;
-  natsSubscription* count_sub = nullptr;
-  core_counter counted;
   REQUIRE(natsConnection_Subscribe(&echo_sub, responder, "soak.req", echo, nullptr) == NATS_OK);
-  REQUIRE(natsConnection_Subscribe(&count_sub, observer, "soak.core", core_counter::on_msg,
-                                   &counted)
-          == NATS_OK);
-  natsSubscription_SetPendingLimits(count_sub, -1, -1);
   REQUIRE(natsConnection_FlushTimeout(responder, 5000) == NATS_OK);
-  REQUIRE(natsConnection_FlushTimeout(observer, 5000) == NATS_OK);
+  std::vector<std::unique_ptr<core_counter>> counted; // one per node: a duplicate is per observer
+  std::vector<natsConnection*> observers;
+  std::vector<natsSubscription*> count_subs;
+  for (size_t i = 0; i < cluster.size(); ++i) {
+    observers.push_back(raw_connect(cluster.node(i).url()));
+    natsSubscription* sub = nullptr;
+    counted.push_back(std::make_unique<core_counter>());
+    REQUIRE(natsConnection_Subscribe(&sub, observers.back(), "soak.core", core_counter::on_msg,
+                                     counted.back().get())
+            == NATS_OK);
+    natsSubscription_SetPendingLimits(sub, -1, -1);
+    REQUIRE(natsConnection_FlushTimeout(observers.back(), 5000) == NATS_OK);
+    count_subs.push_back(sub);
+  }
   {
     auto js = f.svc->get_jetstream();
     REQUIRE(js);
-    REQUIRE(add_stream(js->get(), "SOAK", "soak.js") == NATS_OK);
+    REQUIRE(add_r3_stream(js->get(), "SOAK", "soak.js") == NATS_OK);
   }
+  // The node natsvisor's shared connection is on (the first one, while none is found).
+  auto connected_node = [&] {
+    for (size_t i = 0; i < cluster.size(); ++i)
+      if (cluster.node(i).running() && cluster.clients_named(i, cfg.app_name + "/shared") > 0)
+        return i;
+    return size_t{0};
+  };
+  auto not_connected = [](const state_changed& ev) {
+    return ev.state != connection_state::connected;
+  };
 
   std::atomic<bool> stop{false};
   std::mutex pace_mtx;
@@ -210,26 +268,48 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
   int fds_baseline = -1;
   auto cycles = soak_cycles();
   for (int cycle = 0; cycle < cycles; ++cycle) {
-    auto kind = static_cast<fault>(rng() % 3);
+    auto kind = pick(rng);
+    auto node = connected_node();
     switch (kind) {
       case fault::kill_brief:
-        server.kill();
-        server.start();
+        cluster.kill(node);
+        cluster.start(node);
         break;
-      case fault::kill_long:
-        server.kill();
-        // Down past nats.c's reconnect window: the supervisor restarts the connection.
-        REQUIRE(f.await_state(connection_state::restarting, 20s));
-        server.start();
+      case fault::node_loss: {
+        // Any node, down until natsvisor serves again without it.
+        auto lost = rng() % cluster.size();
+        cluster.kill(lost);
+        REQUIRE(eventually(
+          [&] {
+            auto h = f.svc->health_check();
+            return h && h->healthy;
+          },
+          30s));
+        cluster.start(lost);
         break;
+      }
       case fault::pause:
-        REQUIRE(::kill(server.pid(), SIGSTOP) == 0);
-        REQUIRE(f.await_event(
-          [](const state_changed& ev) { return ev.state != connection_state::connected; }, 20s));
-        REQUIRE(::kill(server.pid(), SIGCONT) == 0);
+        cluster.pause(node);
+        // Noticed by the pings (the connection leaves `connected`), then the node wakes up.
+        REQUIRE(f.await_event(not_connected, 20s));
+        cluster.resume(node);
+        break;
+      case fault::lame_duck:
+        cluster.lame_duck(node);
+        REQUIRE(cluster.wait_exit(node, 60s));
+        cluster.start(node);
+        break;
+      case fault::cluster_down:
+        for (size_t i = 0; i < cluster.size(); ++i)
+          cluster.kill(i);
+        // Down past nats.c's reconnect window: the supervisor restarts the connection.
+        REQUIRE(f.await_state(connection_state::restarting, 30s));
+        for (size_t i = 0; i < cluster.size(); ++i)
+          cluster.start(i);
         break;
     }
     ++done[kind];
+    REQUIRE(cluster.wait_formed(60s));
     // Each cycle ends with the URL serving again: a real round trip through the server.
     REQUIRE(eventually(
       [&] {
@@ -285,16 +365,21 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
     if (stored.count(id) == 0)
       ++acked_lost;
 
-  uint64_t core_received = 0;
-  {
-    // Messages still on their way to the observer are given a moment, by polling.
-    eventually([&] {
-      std::lock_guard<std::mutex> guard{counted.mtx};
-      return counted.seen.size() >= core_accepted.load();
-    },
-               3s);
-    std::lock_guard<std::mutex> guard{counted.mtx};
-    core_received = counted.seen.size();
+  // What reached any observer (messages still on their way are given a moment, by polling).
+  auto delivered = [&] {
+    std::set<uint64_t> all;
+    for (auto& c : counted) {
+      std::lock_guard<std::mutex> guard{c->mtx};
+      all.insert(c->seen.begin(), c->seen.end());
+    }
+    return all;
+  };
+  eventually([&] { return delivered().size() >= core_accepted.load(); }, 3s);
+  uint64_t core_received = delivered().size();
+  uint64_t core_duplicates = 0;
+  for (auto& c : counted) {
+    std::lock_guard<std::mutex> guard{c->mtx};
+    core_duplicates += c->duplicates;
   }
 
   std::string faults;
@@ -306,7 +391,7 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
                 + std::to_string(acked_lost) + ", duplicates " + std::to_string(stored_duplicates)
                 + "\n  publish: " + core_tally.summary() + "; received "
                 + std::to_string(core_received) + ", duplicates "
-                + std::to_string(counted.duplicates) + "\n  request: " + req_tally.summary()
+                + std::to_string(core_duplicates) + "\n  request: " + req_tally.summary()
                 + "\n  threads " + std::to_string(threads_baseline) + " -> "
                 + std::to_string(threads_end) + ", fds " + std::to_string(fds_baseline) + " -> "
                 + std::to_string(fds_end);
@@ -323,9 +408,18 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
 
   // Nothing leaked at the server: once natsvisor stops, only the two raw clients remain.
   f.svc.reset();
-  CHECK(eventually([&] { return server.connection_count() == 2; }, 10s));
+  CHECK(eventually(
+    [&] {
+      for (size_t i = 0; i < cluster.size(); ++i)
+        if (cluster.clients_named(i, cfg.app_name + "/") != 0)
+          return false;
+      return true;
+    },
+    10s));
   natsSubscription_Destroy(echo_sub);
-  natsSubscription_Destroy(count_sub);
   natsConnection_Destroy(responder);
-  natsConnection_Destroy(observer);
+  for (auto sub : count_subs)
+    natsSubscription_Destroy(sub);
+  for (auto nc : observers)
+    natsConnection_Destroy(nc);
 }
