@@ -1,0 +1,425 @@
+#include <catch2/catch.hpp>
+
+// The soak: many mixed fault cycles under load, counted by clients natsvisor does not own.
+// Hidden from the default run ([.]): `scripts/soak` runs it (NATSVISOR_SOAK_CYCLES cycles).
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <dirent.h>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <signal.h>
+#include <thread>
+
+#include "nats_cluster.hpp"
+#include "service_fixture.hpp"
+
+using namespace natsvisor;
+using namespace natsvisor::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+using clk = std::chrono::steady_clock;
+
+int count_entries(const char* dir) {
+  int n = 0;
+  if (auto d = ::opendir(dir)) {
+    while (auto e = ::readdir(d))
+      if (e->d_name[0] != '.')
+        ++n;
+    ::closedir(d);
+  }
+  return n;
+}
+
+int threads_now() {
+  return count_entries("/proc/self/task");
+}
+
+int fds_now() {
+  return count_entries("/proc/self/fd");
+}
+
+// A raw nats.c connection that natsvisor does not own: it keeps reconnecting forever.
+natsConnection* raw_connect(const std::string& url) {
+  natsOptions* opts = nullptr;
+  natsConnection* nc = nullptr;
+  REQUIRE(natsOptions_Create(&opts) == NATS_OK);
+  std::vector<std::string> servers;
+  for (size_t from = 0; from <= url.size();) {
+    auto comma = std::min(url.find(',', from), url.size());
+    servers.push_back(url.substr(from, comma - from));
+    from = comma + 1;
+  }
+  std::vector<const char*> raw;
+  for (auto& server : servers)
+    raw.push_back(server.c_str());
+  REQUIRE(natsOptions_SetServers(opts, raw.data(), static_cast<int>(raw.size())) == NATS_OK);
+  natsOptions_SetMaxReconnect(opts, -1);
+  natsOptions_SetReconnectWait(opts, 50);
+  natsOptions_SetPingInterval(opts, 500);
+  natsOptions_SetMaxPingsOut(opts, 2);
+  auto s = natsConnection_Connect(&nc, opts);
+  natsOptions_Destroy(opts);
+  INFO(url << " " << natsStatus_GetText(s) << ": " << nats_GetLastError(nullptr));
+  REQUIRE(s == NATS_OK);
+  return nc;
+}
+
+// Counts the core messages that reach an independent subscriber, by sequence number.
+struct core_counter {
+  std::mutex mtx;
+  std::set<uint64_t> seen;
+  uint64_t duplicates = 0;
+  static void on_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+    auto self = static_cast<core_counter*>(closure);
+    auto seq = std::strtoull(natsMsg_GetData(msg), nullptr, 10);
+    {
+      std::lock_guard<std::mutex> guard{self->mtx};
+      if (!self->seen.insert(seq).second)
+        ++self->duplicates;
+    }
+    natsMsg_Destroy(msg);
+  }
+};
+
+// A file-backed stream replicated on every node.
+natsStatus add_r3_stream(jsCtx* js, const char* name, const char* subject) {
+  jsStreamConfig sc;
+  jsStreamConfig_Init(&sc);
+  sc.Name = name;
+  const char* subjects[] = {subject};
+  sc.Subjects = subjects;
+  sc.SubjectsLen = 1;
+  sc.Storage = js_FileStorage;
+  sc.Replicas = 3;
+  jsStreamInfo* si = nullptr;
+  auto s = js_AddStream(&si, js, &sc, nullptr, nullptr);
+  jsStreamInfo_Destroy(si);
+  return s;
+}
+
+void echo(natsConnection* nc, natsSubscription*, natsMsg* msg, void*) {
+  if (auto reply = natsMsg_GetReply(msg))
+    natsConnection_Publish(nc, reply, natsMsg_GetData(msg), natsMsg_GetDataLength(msg));
+  natsMsg_Destroy(msg);
+}
+
+// What one load generator saw: answers by outcome, and the slowest answer.
+struct tally {
+  std::mutex mtx;
+  uint64_t sent = 0;
+  uint64_t ok = 0;
+  std::map<std::string, uint64_t> errors;
+  clk::duration slowest{0};
+  void record(clk::duration took, const caf::error& err) {
+    std::lock_guard<std::mutex> guard{mtx};
+    ++sent;
+    slowest = std::max(slowest, took);
+    if (err)
+      ++errors[to_string(code_of(err))];
+    else
+      ++ok;
+  }
+  uint64_t ok_count() {
+    std::lock_guard<std::mutex> guard{mtx};
+    return ok;
+  }
+  std::string summary() {
+    std::lock_guard<std::mutex> guard{mtx};
+    std::string out = "sent " + std::to_string(sent) + ", ok " + std::to_string(ok);
+    for (auto& [code, n] : errors)
+      out += ", " + code + " " + std::to_string(n);
+    out += ", slowest " + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(slowest).count())
+           + " ms";
+    return out;
+  }
+};
+
+enum class fault { kill_brief, node_loss, pause, lame_duck, cluster_down };
+
+const char* name_of(fault f) {
+  switch (f) {
+    case fault::kill_brief: return "SIGKILL brief";
+    case fault::node_loss: return "node loss";
+    case fault::pause: return "SIGSTOP";
+    case fault::lame_duck: return "lame duck";
+    case fault::cluster_down: return "SIGKILL long (whole cluster)";
+  }
+  return "?";
+}
+
+// Mostly quick faults; a lame duck (about 15 s) and a whole-cluster outage now and then.
+fault pick(std::mt19937& rng) {
+  auto r = rng() % 20;
+  if (r < 6)
+    return fault::kill_brief;
+  if (r < 11)
+    return fault::node_loss;
+  if (r < 16)
+    return fault::pause;
+  if (r < 18)
+    return fault::lame_duck;
+  return fault::cluster_down;
+}
+
+int soak_cycles() {
+  if (auto env = std::getenv("NATSVISOR_SOAK_CYCLES"))
+    return std::max(1, std::atoi(env));
+  return 100;
+}
+
+} // namespace
+
+TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message and leak nothing",
+          "[soak][.]") {
+  nats_cluster cluster;
+  auto cfg = fast_settings(cluster.url());
+  cfg.request_timeout = 3s;
+  cfg.nats.ping_interval = settings{}.nats.ping_interval; // hung nodes noticed as by default
+  cfg.nats.max_pings_out = settings{}.nats.max_pings_out;
+  cfg.policy.max_attempts = 1000; // the soak takes the cluster down on purpose: never give up
+  service_fixture f{cfg};
+
+  // Independent clients: a responder for requests (on the list, failing over) and one counter
+  // of core messages per node, so a node's fault does not blind the count.
+  auto responder = raw_connect(cluster.url());
+  natsSubscription* echo_sub = nullptr;
+  REQUIRE(natsConnection_Subscribe(&echo_sub, responder, "soak.req", echo, nullptr) == NATS_OK);
+  REQUIRE(natsConnection_FlushTimeout(responder, 5000) == NATS_OK);
+  std::vector<std::unique_ptr<core_counter>> counted; // one per node: a duplicate is per observer
+  std::vector<natsConnection*> observers;
+  std::vector<natsSubscription*> count_subs;
+  for (size_t i = 0; i < cluster.size(); ++i) {
+    observers.push_back(raw_connect(cluster.node(i).url()));
+    natsSubscription* sub = nullptr;
+    counted.push_back(std::make_unique<core_counter>());
+    REQUIRE(natsConnection_Subscribe(&sub, observers.back(), "soak.core", core_counter::on_msg,
+                                     counted.back().get())
+            == NATS_OK);
+    natsSubscription_SetPendingLimits(sub, -1, -1);
+    REQUIRE(natsConnection_FlushTimeout(observers.back(), 5000) == NATS_OK);
+    count_subs.push_back(sub);
+  }
+  {
+    auto js = f.svc->get_jetstream();
+    REQUIRE(js);
+    REQUIRE(add_r3_stream(js->get(), "SOAK", "soak.js") == NATS_OK);
+  }
+  // The node natsvisor's shared connection is on (the first one, while none is found).
+  auto connected_node = [&] {
+    for (size_t i = 0; i < cluster.size(); ++i)
+      if (cluster.node(i).running() && cluster.clients_named(i, cfg.app_name + "/shared") > 0)
+        return i;
+    return size_t{0};
+  };
+  auto not_connected = [](const state_changed& ev) {
+    return ev.state != connection_state::connected;
+  };
+
+  std::atomic<bool> stop{false};
+  std::mutex pace_mtx;
+  std::condition_variable pace;
+  tally js_tally, core_tally, req_tally;
+  std::mutex acked_mtx;
+  std::set<uint64_t> acked;
+  std::atomic<uint64_t> core_accepted{0};
+
+  std::thread js_load{[&] {
+    for (uint64_t id = 1; !stop; ++id) {
+      outgoing m{"soak.js", std::to_string(id), {{"Nats-Msg-Id", "soak-" + std::to_string(id)}}};
+      auto t0 = clk::now();
+      auto ack = f.svc->js_publish(std::move(m), 2s);
+      js_tally.record(clk::now() - t0, ack ? caf::error{} : ack.error());
+      if (ack) {
+        std::lock_guard<std::mutex> guard{acked_mtx};
+        acked.insert(id);
+      }
+    }
+  }};
+  std::thread core_load{[&] {
+    for (uint64_t seq = 1; !stop; ++seq) {
+      auto t0 = clk::now();
+      auto err = f.svc->publish(outgoing{"soak.core", std::to_string(seq), {}});
+      core_tally.record(clk::now() - t0, err);
+      if (!err)
+        core_accepted = seq;
+      // A steady rate of about one per millisecond (a pacing wait that ends early at stop).
+      std::unique_lock<std::mutex> lock{pace_mtx};
+      pace.wait_for(lock, 1ms, [&] { return stop.load(); });
+    }
+  }};
+  std::thread req_load{[&] {
+    while (!stop) {
+      auto t0 = clk::now();
+      auto reply = f.svc->request(outgoing{"soak.req", "ping", {}}, 1s);
+      req_tally.record(clk::now() - t0, reply ? caf::error{} : reply.error());
+    }
+  }};
+
+  std::mt19937 rng{20261128};
+  std::map<fault, int> done;
+  int threads_baseline = -1;
+  int fds_baseline = -1;
+  auto cycles = soak_cycles();
+  for (int cycle = 0; cycle < cycles; ++cycle) {
+    auto kind = pick(rng);
+    auto node = connected_node();
+    switch (kind) {
+      case fault::kill_brief:
+        cluster.kill(node);
+        cluster.start(node);
+        break;
+      case fault::node_loss: {
+        // Any node, down until natsvisor serves again without it.
+        auto lost = rng() % cluster.size();
+        cluster.kill(lost);
+        REQUIRE(eventually(
+          [&] {
+            auto h = f.svc->health_check();
+            return h && h->healthy;
+          },
+          30s));
+        cluster.start(lost);
+        break;
+      }
+      case fault::pause:
+        cluster.pause(node);
+        // Noticed by the pings (the connection leaves `connected`), then the node wakes up.
+        REQUIRE(f.await_event(not_connected, 20s));
+        cluster.resume(node);
+        break;
+      case fault::lame_duck:
+        cluster.lame_duck(node);
+        REQUIRE(cluster.wait_exit(node, 60s));
+        cluster.start(node);
+        break;
+      case fault::cluster_down:
+        for (size_t i = 0; i < cluster.size(); ++i)
+          cluster.kill(i);
+        // Down past nats.c's reconnect window: the supervisor restarts the connection.
+        REQUIRE(f.await_state(connection_state::restarting, 30s));
+        for (size_t i = 0; i < cluster.size(); ++i)
+          cluster.start(i);
+        break;
+    }
+    ++done[kind];
+    REQUIRE(cluster.wait_formed(60s));
+    // Each cycle ends with the URL serving again: a real round trip through the server.
+    REQUIRE(eventually(
+      [&] {
+        auto h = f.svc->health_check();
+        return h && h->healthy;
+      },
+      30s));
+    // And the load makes progress on every path before the next fault.
+    auto js_before = js_tally.ok_count();
+    auto req_before = req_tally.ok_count();
+    auto core_before = core_tally.ok_count();
+    REQUIRE(eventually(
+      [&] {
+        return js_tally.ok_count() >= js_before + 20 && req_tally.ok_count() >= req_before + 20
+               && core_tally.ok_count() >= core_before + 200;
+      },
+      30s));
+    if (cycle == 0) {
+      threads_baseline = threads_now();
+      fds_baseline = fds_now();
+    }
+  }
+
+  stop = true;
+  js_load.join();
+  core_load.join();
+  req_load.join();
+  auto threads_end = threads_now();
+  auto fds_end = fds_now();
+
+  // JetStream: every acknowledged message is in the stream, once.
+  std::set<uint64_t> stored;
+  uint64_t stored_duplicates = 0;
+  {
+    auto js = f.svc->get_jetstream();
+    REQUIRE(js);
+    jsStreamInfo* si = nullptr;
+    REQUIRE(js_GetStreamInfo(&si, js->get(), "SOAK", nullptr, nullptr) == NATS_OK);
+    auto first = si->State.FirstSeq;
+    auto last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    for (auto seq = first; seq <= last && seq > 0; ++seq) {
+      natsMsg* msg = nullptr;
+      if (js_GetMsg(&msg, js->get(), "SOAK", seq, nullptr, nullptr) != NATS_OK)
+        continue;
+      if (!stored.insert(std::strtoull(natsMsg_GetData(msg), nullptr, 10)).second)
+        ++stored_duplicates;
+      natsMsg_Destroy(msg);
+    }
+  }
+  uint64_t acked_lost = 0;
+  for (auto id : acked)
+    if (stored.count(id) == 0)
+      ++acked_lost;
+
+  // What reached any observer (messages still on their way are given a moment, by polling).
+  auto delivered = [&] {
+    std::set<uint64_t> all;
+    for (auto& c : counted) {
+      std::lock_guard<std::mutex> guard{c->mtx};
+      all.insert(c->seen.begin(), c->seen.end());
+    }
+    return all;
+  };
+  eventually([&] { return delivered().size() >= core_accepted.load(); }, 3s);
+  uint64_t core_received = delivered().size();
+  uint64_t core_duplicates = 0;
+  for (auto& c : counted) {
+    std::lock_guard<std::mutex> guard{c->mtx};
+    core_duplicates += c->duplicates;
+  }
+
+  std::string faults;
+  for (auto& [kind, n] : done)
+    faults += std::string{name_of(kind)} + " " + std::to_string(n) + "; ";
+  auto report = "soak: " + std::to_string(cycles) + " cycles (" + faults + ")\n"
+                + "  js_publish: " + js_tally.summary() + "; acked " + std::to_string(acked.size())
+                + ", stored " + std::to_string(stored.size()) + ", acked lost "
+                + std::to_string(acked_lost) + ", duplicates " + std::to_string(stored_duplicates)
+                + "\n  publish: " + core_tally.summary() + "; received "
+                + std::to_string(core_received) + ", duplicates "
+                + std::to_string(core_duplicates) + "\n  request: " + req_tally.summary()
+                + "\n  threads " + std::to_string(threads_baseline) + " -> "
+                + std::to_string(threads_end) + ", fds " + std::to_string(fds_baseline) + " -> "
+                + std::to_string(fds_end);
+  std::printf("%s\n", report.c_str());
+  std::fflush(stdout);
+
+  CHECK(acked_lost == 0);
+  CHECK(stored_duplicates == 0);
+  // Every request was answered, with a reply or a typed error, within its timeout plus a margin.
+  CHECK(req_tally.slowest < 3s);
+  CHECK(js_tally.slowest < 4s);
+  CHECK(threads_end <= threads_baseline + 4);
+  CHECK(fds_end <= fds_baseline + 8);
+
+  // Nothing leaked at the server: once natsvisor stops, only the two raw clients remain.
+  f.svc.reset();
+  CHECK(eventually(
+    [&] {
+      for (size_t i = 0; i < cluster.size(); ++i)
+        if (cluster.clients_named(i, cfg.app_name + "/") != 0)
+          return false;
+      return true;
+    },
+    10s));
+  natsSubscription_Destroy(echo_sub);
+  natsConnection_Destroy(responder);
+  for (auto sub : count_subs)
+    natsSubscription_Destroy(sub);
+  for (auto nc : observers)
+    natsConnection_Destroy(nc);
+}
