@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "nats_cluster.hpp"
+#include "config/url.hpp"
 #include "service_fixture.hpp"
 
 using namespace natsvisor;
@@ -228,7 +229,8 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
   tally js_tally, core_tally, req_tally;
   std::mutex acked_mtx;
   std::set<uint64_t> acked;
-  std::atomic<uint64_t> core_accepted{0};
+  std::mutex core_mtx;
+  std::set<uint64_t> core_written, core_dropped; // by the answer each publish got
 
   std::thread js_load{[&] {
     for (uint64_t id = 1; !stop; ++id) {
@@ -247,8 +249,8 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
       auto t0 = clk::now();
       auto err = f.svc->publish(outgoing{"soak.core", std::to_string(seq), {}});
       core_tally.record(clk::now() - t0, err);
-      if (!err)
-        core_accepted = seq;
+      std::lock_guard<std::mutex> guard{core_mtx};
+      (err ? core_dropped : core_written).insert(seq);
       // A steady rate of about one per millisecond (a pacing wait that ends early at stop).
       std::unique_lock<std::mutex> lock{pace_mtx};
       pace.wait_for(lock, 1ms, [&] { return stop.load(); });
@@ -374,8 +376,19 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
     }
     return all;
   };
-  eventually([&] { return delivered().size() >= core_accepted.load(); }, 3s);
-  uint64_t core_received = delivered().size();
+  eventually([&] { return delivered().size() >= core_written.size(); }, 3s);
+  auto got = delivered();
+  uint64_t core_received = got.size();
+  // The fate of each publish, as its answer said, against what the observers saw: a dropped one
+  // must never arrive; a written one that did not arrive was in flight when a server died.
+  uint64_t dropped_but_delivered = 0;
+  uint64_t written_not_delivered = 0;
+  for (auto seq : core_dropped)
+    dropped_but_delivered += got.count(seq);
+  for (auto seq : core_written)
+    written_not_delivered += got.count(seq) == 0;
+  auto fates = f.status_of(redact(cluster.url()));
+  REQUIRE(fates);
   uint64_t core_duplicates = 0;
   for (auto& c : counted) {
     std::lock_guard<std::mutex> guard{c->mtx};
@@ -389,9 +402,17 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
                 + "  js_publish: " + js_tally.summary() + "; acked " + std::to_string(acked.size())
                 + ", stored " + std::to_string(stored.size()) + ", acked lost "
                 + std::to_string(acked_lost) + ", duplicates " + std::to_string(stored_duplicates)
-                + "\n  publish: " + core_tally.summary() + "; received "
-                + std::to_string(core_received) + ", duplicates "
-                + std::to_string(core_duplicates) + "\n  request: " + req_tally.summary()
+                + "\n  publish: " + core_tally.summary() + "; written "
+                + std::to_string(core_written.size()) + ", dropped (told) "
+                + std::to_string(core_dropped.size()) + ", delivered "
+                + std::to_string(core_received) + ", written but lost in flight "
+                + std::to_string(written_not_delivered) + ", dropped but delivered "
+                + std::to_string(dropped_but_delivered) + ", duplicates "
+                + std::to_string(core_duplicates) + "; status: buffered "
+                + std::to_string(fates->publishes.buffered) + ", replayed "
+                + std::to_string(fates->publishes.replayed) + ", dropped "
+                + std::to_string(fates->publishes.dropped_total())
+                + "\n  request: " + req_tally.summary()
                 + "\n  threads " + std::to_string(threads_baseline) + " -> "
                 + std::to_string(threads_end) + ", fds " + std::to_string(fds_baseline) + " -> "
                 + std::to_string(fds_end);
@@ -400,6 +421,12 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
 
   CHECK(acked_lost == 0);
   CHECK(stored_duplicates == 0);
+  // Every core publish has one fate: written, or dropped with its sender told (and then never
+  // written); the status counts agree with the answers.
+  CHECK(core_written.size() + core_dropped.size() == core_tally.sent);
+  CHECK(dropped_but_delivered == 0);
+  CHECK(fates->publishes.dropped_total() == core_dropped.size());
+  CHECK(fates->publishes.buffered == 0);
   // Every request was answered, with a reply or a typed error, within its timeout plus a margin.
   CHECK(req_tally.slowest < 3s);
   CHECK(js_tally.slowest < 4s);
