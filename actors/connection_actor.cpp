@@ -222,8 +222,8 @@ void publish_unanswered(self_ptr self, pending_request p) {
     return;
   }
   if (gate_of(self, nats_call::request) == gate_action::hold) {
-    // No lookup while nats.c reconnects: unknown, so the publish is retried (held till then).
-    p.looked_up = true;
+    // No lookup while nats.c reconnects: unknown for now, so the publish is retried (held till
+    // then), and looked up at its next "no responders".
     settle_unanswered(self, std::move(p), std::nullopt);
     return;
   }
@@ -342,7 +342,6 @@ bool nats_free(self_ptr self) {
       break;
     case link_news::regained:
       st.connected = true;
-      st.auth_refused = false;
       tell(self, connection_state::connected, "reconnected by nats.c");
       resume(self);
       break;
@@ -395,6 +394,11 @@ void resume(self_ptr self) {
 void dispatch_request(self_ptr self, pending_request p, const outgoing& m, caf::timespan timeout,
                       gate_action action) {
   auto& st = self->state;
+  if (st.failed) {
+    // Failed meanwhile (e.g. earlier in the same sweep): the next connection serves it.
+    p.promise.delegate(st.supervisor, bounce_atom_v, st.key, std::move(p.retry));
+    return;
+  }
   auto rp = p.promise;
   auto token = track(self, std::move(p), timeout);
   if (!token) {
@@ -540,7 +544,13 @@ caf::message_handler common(self_ptr self) {
     },
     [self](stats_atom) { return current_stats(self); },
     // Everything the supervisor sent before this was handed back or written: publish again.
+    // A replacement's link news before its switch-over went unheard: while nats.c reconnects it
+    // says so again (before this answer) and keeps handing publishes back.
     [self](pub_resume_atom) {
+      if (!nats_free(self)) {
+        tell(self, connection_state::reconnecting, "disconnected; nats.c reconnects");
+        return caf::unit;
+      }
       self->state.holding = false;
       return caf::unit;
     },
@@ -805,7 +815,11 @@ caf::behavior running(self_ptr self) {
     // The callbacks set the flag these follow (perhaps read already by a request before them).
     // Logged once, by the supervisor, as the slot's state change.
     [self](disconnected_atom) { nats_free(self); },
-    [self](reconnected_atom) { nats_free(self); },
+    // After the AUTH_FAILED errors of the attempts before it (nats.c posts both in order).
+    [self](reconnected_atom) {
+      self->state.auth_refused = false;
+      nats_free(self);
+    },
     [self](closed_atom) {
       // nats.c stops reconnecting when the server refused the same credentials twice in a row:
       // that close is final for these settings, not a lost server.

@@ -212,6 +212,11 @@ void connection_slot::on(const slot_event::moved& ev) {
             "generation " + std::to_string(generation_) + " replaced "
               + std::to_string(retiring_));
     }
+    // The new child serves from now on: what waited (parked requests, publishes held while the
+    // old one reconnected) goes to it, and its publishes are resumed, which also tells it to
+    // say again whether nats.c reconnects (its news before the switch went unheard).
+    if (state_ == connection_state::connected)
+      out_.emplace_back(slot_action::ready{});
     return;
   }
   // A replacement that took over while its subscriptions were moving: now it is ready.

@@ -212,12 +212,32 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
     REQUIRE(js);
     REQUIRE(add_r3_stream(js->get(), "SOAK", "soak.js") == NATS_OK);
   }
-  // The node natsvisor's shared connection is on (the first one, while none is found).
+  // The node natsvisor's shared connection is on: the one listing "<app>/shared/<generation>".
+  auto url_status_now = [&] { return f.status_of(redact(cluster.url())); };
   auto connected_node = [&] {
+    std::optional<size_t> found;
+    eventually(
+      [&] {
+        auto st = url_status_now();
+        if (st && st->state == connection_state::connected)
+          found = cluster.node_of_client(cfg.app_name + "/shared/" + std::to_string(st->generation));
+        return found.has_value();
+      },
+      10s);
+    return found;
+  };
+  // What the nodes list, for a failure message.
+  auto who_is_where = [&] {
+    std::string out;
+    auto st = url_status_now();
+    if (st)
+      out += "natsvisor: " + std::string{to_string(st->state)} + " generation "
+             + std::to_string(st->generation) + "; ";
     for (size_t i = 0; i < cluster.size(); ++i)
-      if (cluster.node(i).running() && cluster.clients_named(i, cfg.app_name + "/shared") > 0)
-        return i;
-    return size_t{0};
+      out += "n" + std::to_string(i) + " running " + std::to_string(cluster.node(i).running())
+             + " natsvisor clients " + std::to_string(cluster.clients_named(i, cfg.app_name + "/"))
+             + "; ";
+    return out;
   };
   auto not_connected = [](const state_changed& ev) {
     return ev.state != connection_state::connected;
@@ -271,7 +291,10 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
   auto cycles = soak_cycles();
   for (int cycle = 0; cycle < cycles; ++cycle) {
     auto kind = pick(rng);
-    auto node = connected_node();
+    auto found = connected_node();
+    INFO("cycle " << cycle << ", " << name_of(kind) << ": " << who_is_where());
+    REQUIRE(found);
+    auto node = *found;
     switch (kind) {
       case fault::kill_brief:
         cluster.kill(node);
@@ -293,8 +316,12 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
       case fault::pause:
         cluster.pause(node);
         // Noticed by the pings (the connection leaves `connected`), then the node wakes up.
-        REQUIRE(f.await_event(not_connected, 20s));
-        cluster.resume(node);
+        {
+          auto noticed = f.await_event(not_connected, 20s);
+          cluster.resume(node);
+          INFO("paused n" << node << ", not noticed: " << (noticed ? "" : who_is_where()));
+          REQUIRE(noticed);
+        }
         break;
       case fault::lame_duck:
         cluster.lame_duck(node);
