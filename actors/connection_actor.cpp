@@ -333,19 +333,22 @@ void tell(self_ptr self, connection_state state, std::string detail) {
 // waited for it is sent.
 bool nats_free(self_ptr self) {
   auto& st = self->state;
+  // The count first: a disconnect counted before the flag was cleared is either seen here or
+  // shows as reconnecting below.
+  auto disconnects = st.callbacks->disconnects();
   bool reconnecting = st.callbacks->reconnecting();
-  switch (news_of(!st.connected, reconnecting)) {
-    case link_news::lost:
-      st.connected = false;
-      st.holding = true; // until the supervisor's pub_resume
-      tell(self, connection_state::reconnecting, "disconnected; nats.c reconnects");
-      break;
-    case link_news::regained:
-      st.connected = true;
-      tell(self, connection_state::connected, "reconnected by nats.c");
-      resume(self);
-      break;
-    case link_news::none: break;
+  auto news = news_of(!st.connected, reconnecting, disconnects != st.disconnects_told);
+  if (news != link_news::none)
+    st.disconnects_told = disconnects;
+  if (news == link_news::lost || news == link_news::blip) {
+    st.connected = false;
+    st.holding = true; // until the supervisor's pub_resume
+    tell(self, connection_state::reconnecting, "disconnected; nats.c reconnects");
+  }
+  if (news == link_news::regained || news == link_news::blip) {
+    st.connected = true;
+    tell(self, connection_state::connected, "reconnected by nats.c");
+    resume(self);
   }
   return !reconnecting;
 }
@@ -447,6 +450,8 @@ void announce_up(self_ptr self, std::string js_problem) {
 void connected(self_ptr self) {
   auto& st = self->state;
   st.connected = true;
+  // nats.c reports failed attempts of the first connect as disconnects: not news.
+  st.disconnects_told = st.callbacks->disconnects();
   // Read once per connect, now that nats.c has the server's INFO: every later check reads the
   // copy, never nats.c (whose calls wait for the connection's lock during a reconnect).
   st.core->max_payload.store(natsConnection_GetMaxPayload(st.core->nc), std::memory_order_relaxed);

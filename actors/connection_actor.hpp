@@ -66,6 +66,7 @@ struct connection_actor_state {
   /// Since the last (re)connect, nats.c reported that the server refused the credentials.
   bool auth_refused = false;
   bool connected = false; ///< as nats.c's callbacks last said: no nats.c lock needed to know
+  uint64_t disconnects_told = 0; ///< nats.c's disconnect count when a change was last told
   bool failed = false;    ///< nats.c closed the connection for good; requests go back
   std::string js_problem; ///< why JetStream is unavailable, as the check at connect found
   /// From a disconnect until the supervisor's pub_resume: publishes go back to the supervisor,

@@ -53,12 +53,18 @@ constexpr gate_action gate(nats_call call, bool reconnecting) noexcept {
 }
 
 /// What changed between what the actor last told the supervisor and what the flag says now.
-enum class link_news : uint8_t { none, lost, regained };
+/// `blip`: lost and regained between two looks (a hung node of a list is left for the next one
+/// in milliseconds, while the actor was busy): both are told, or watchers would never learn of it.
+enum class link_news : uint8_t { none, lost, regained, blip };
 
-constexpr link_news news_of(bool told_reconnecting, bool reconnecting) noexcept {
-  if (told_reconnecting == reconnecting)
-    return link_news::none;
-  return reconnecting ? link_news::lost : link_news::regained;
+/// `unseen_disconnect`: nats.c counted a disconnect since the actor last told one.
+constexpr link_news news_of(bool told_reconnecting, bool reconnecting,
+                            bool unseen_disconnect = false) noexcept {
+  if (told_reconnecting != reconnecting)
+    return reconnecting ? link_news::lost : link_news::regained;
+  if (!reconnecting && unseen_disconnect)
+    return link_news::blip;
+  return link_news::none;
 }
 
 } // namespace natsvisor

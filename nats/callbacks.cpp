@@ -18,7 +18,7 @@ namespace {
 
 struct owner_entry {
   caf::weak_actor_ptr actor;
-  std::shared_ptr<std::atomic<bool>> reconnecting;
+  std::shared_ptr<callback_owner::link_state> link;
 };
 
 struct owner_table {
@@ -51,8 +51,10 @@ void notify(const char* where, void* closure, std::optional<bool> reconnecting,
     auto entry = entry_of(closure);
     if (!entry)
       return;
+    if (reconnecting && *reconnecting)
+      entry->link->disconnects.fetch_add(1, std::memory_order_acq_rel);
     if (reconnecting)
-      entry->reconnecting->store(*reconnecting, std::memory_order_release);
+      entry->link->reconnecting.store(*reconnecting, std::memory_order_release);
     if (auto hdl = caf::actor_cast<caf::actor>(entry->actor))
       caf::anon_send(hdl, std::forward<Ts>(xs)...);
   });
@@ -86,11 +88,11 @@ void log_boundary_exception(const char* where, const char* what) noexcept {
 }
 
 callback_owner::callback_owner(caf::weak_actor_ptr owner)
-  : reconnecting_(std::make_shared<std::atomic<bool>>(false)) {
+  : link_(std::make_shared<link_state>()) {
   auto& t = table();
   id_ = ++t.next;
   std::lock_guard<std::mutex> guard{t.mtx};
-  t.owners.emplace(id_, owner_entry{std::move(owner), reconnecting_});
+  t.owners.emplace(id_, owner_entry{std::move(owner), link_});
 }
 
 callback_owner::~callback_owner() {

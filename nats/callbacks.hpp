@@ -30,11 +30,21 @@ class callback_owner {
   /// True from the disconnected callback until the (re)connected one: nats.c reconnects and may
   /// hold the connection's lock for a whole attempt. Set by the callback before it sends its
   /// message, so the owner knows it before that message arrives. Needs no nats.c call to read.
-  bool reconnecting() const noexcept { return reconnecting_->load(std::memory_order_acquire); }
+  bool reconnecting() const noexcept { return link_->reconnecting.load(std::memory_order_acquire); }
+
+  /// How many disconnects nats.c reported so far (counted before the flag is set): a disconnect
+  /// healed before the owner looked still shows here.
+  uint64_t disconnects() const noexcept { return link_->disconnects.load(std::memory_order_acquire); }
+
+  /// What the callbacks write and the owner reads, without any nats.c call.
+  struct link_state {
+    std::atomic<bool> reconnecting{false};
+    std::atomic<uint64_t> disconnects{0};
+  };
 
  private:
   uintptr_t id_;
-  std::shared_ptr<std::atomic<bool>> reconnecting_; // shared with the table entry
+  std::shared_ptr<link_state> link_; // shared with the table entry
 };
 
 /// Installs the connected (retry-on-failed-connect), disconnected, reconnected, closed, error and

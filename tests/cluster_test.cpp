@@ -12,6 +12,7 @@
 #include <set>
 
 #include "nats_cluster.hpp"
+#include "raw_client.hpp"
 #include "service_fixture.hpp"
 
 #include "config/url.hpp"
@@ -24,57 +25,6 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-/// A plain nats.c connection for the test's own view of the cluster (never natsvisor's).
-struct raw_connection {
-  explicit raw_connection(const std::string& url, const char* name = "test-raw") {
-    natsOptions* opts = nullptr;
-    REQUIRE(natsOptions_Create(&opts) == NATS_OK);
-    std::vector<std::string> servers;
-    for (size_t from = 0; from <= url.size();) {
-      auto comma = std::min(url.find(',', from), url.size());
-      servers.push_back(url.substr(from, comma - from));
-      from = comma + 1;
-    }
-    std::vector<const char*> raw;
-    for (auto& sv : servers)
-      raw.push_back(sv.c_str());
-    REQUIRE(natsOptions_SetServers(opts, raw.data(), static_cast<int>(raw.size())) == NATS_OK);
-    natsOptions_SetNoRandomize(opts, true);
-    natsOptions_SetName(opts, name);
-    natsOptions_SetMaxReconnect(opts, 100000); // a node may be gone for a minute
-    natsOptions_SetReconnectWait(opts, 100);
-    natsOptions_SetTimeout(opts, 2000);
-    auto s = natsConnection_Connect(&nc, opts);
-    natsOptions_Destroy(opts);
-    INFO(natsStatus_GetText(s) << ": " << nats_GetLastError(nullptr));
-    REQUIRE(s == NATS_OK);
-    REQUIRE(natsConnection_JetStream(&js, nc, nullptr) == NATS_OK);
-  }
-  ~raw_connection() {
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
-  }
-  raw_connection(const raw_connection&) = delete;
-  raw_connection& operator=(const raw_connection&) = delete;
-
-  natsConnection* nc = nullptr;
-  jsCtx* js = nullptr;
-};
-
-/// A file-backed stream replicated on all three nodes.
-void add_r3_stream(jsCtx* js, const char* name, const char* subject) {
-  jsStreamConfig sc;
-  jsStreamConfig_Init(&sc);
-  sc.Name = name;
-  const char* subjects[] = {subject};
-  sc.Subjects = subjects;
-  sc.SubjectsLen = 1;
-  sc.Storage = js_FileStorage;
-  sc.Replicas = 3;
-  jsStreamInfo* si = nullptr;
-  REQUIRE(js_AddStream(&si, js, &sc, nullptr, nullptr) == NATS_OK);
-  jsStreamInfo_Destroy(si);
-}
 
 /// The stream's leader as the cluster reports it ("" while it has none).
 std::string stream_leader(jsCtx* js, const char* stream) {
@@ -162,7 +112,7 @@ TEST_CASE("killing the node natsvisor uses fails over with subscriptions and wit
   {
     auto js = f.svc->get_jetstream();
     REQUIRE(js);
-    add_r3_stream(js->get(), "ORDERS", "orders.>");
+    REQUIRE(add_stream(js->get(), "ORDERS", "orders.>", 3) == NATS_OK);
   }
   caf::scoped_actor sub{f.sys};
   REQUIRE(f.svc->subscribe("probe.>", sub));
@@ -247,7 +197,7 @@ TEST_CASE("JetStream publishes while the stream elects a new leader are retried 
   std::string leader;
   {
     raw_connection raw{c.url()};
-    add_r3_stream(raw.js, "ELECT", "elect.>");
+    REQUIRE(add_stream(raw.js, "ELECT", "elect.>", 3) == NATS_OK);
     REQUIRE(eventually([&] { return !(leader = stream_leader(raw.js, "ELECT")).empty(); }));
   }
   auto leader_index = c.index_of(leader);

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "nats_cluster.hpp"
+#include "raw_client.hpp"
 #include "config/url.hpp"
 #include "service_fixture.hpp"
 
@@ -46,31 +47,6 @@ int fds_now() {
   return count_entries("/proc/self/fd");
 }
 
-// A raw nats.c connection that natsvisor does not own: it keeps reconnecting forever.
-natsConnection* raw_connect(const std::string& url) {
-  natsOptions* opts = nullptr;
-  natsConnection* nc = nullptr;
-  REQUIRE(natsOptions_Create(&opts) == NATS_OK);
-  std::vector<std::string> servers;
-  for (size_t from = 0; from <= url.size();) {
-    auto comma = std::min(url.find(',', from), url.size());
-    servers.push_back(url.substr(from, comma - from));
-    from = comma + 1;
-  }
-  std::vector<const char*> raw;
-  for (auto& server : servers)
-    raw.push_back(server.c_str());
-  REQUIRE(natsOptions_SetServers(opts, raw.data(), static_cast<int>(raw.size())) == NATS_OK);
-  natsOptions_SetMaxReconnect(opts, -1);
-  natsOptions_SetReconnectWait(opts, 50);
-  natsOptions_SetPingInterval(opts, 500);
-  natsOptions_SetMaxPingsOut(opts, 2);
-  auto s = natsConnection_Connect(&nc, opts);
-  natsOptions_Destroy(opts);
-  INFO(url << " " << natsStatus_GetText(s) << ": " << nats_GetLastError(nullptr));
-  REQUIRE(s == NATS_OK);
-  return nc;
-}
 
 // Counts the core messages that reach an independent subscriber, by sequence number.
 struct core_counter {
@@ -89,21 +65,6 @@ struct core_counter {
   }
 };
 
-// A file-backed stream replicated on every node.
-natsStatus add_r3_stream(jsCtx* js, const char* name, const char* subject) {
-  jsStreamConfig sc;
-  jsStreamConfig_Init(&sc);
-  sc.Name = name;
-  const char* subjects[] = {subject};
-  sc.Subjects = subjects;
-  sc.SubjectsLen = 1;
-  sc.Storage = js_FileStorage;
-  sc.Replicas = 3;
-  jsStreamInfo* si = nullptr;
-  auto s = js_AddStream(&si, js, &sc, nullptr, nullptr);
-  jsStreamInfo_Destroy(si);
-  return s;
-}
 
 void echo(natsConnection* nc, natsSubscription*, natsMsg* msg, void*) {
   if (auto reply = natsMsg_GetReply(msg))
@@ -189,28 +150,28 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
 
   // Independent clients: a responder for requests (on the list, failing over) and one counter
   // of core messages per node, so a node's fault does not blind the count.
-  auto responder = raw_connect(cluster.url());
+  raw_connection responder{cluster.url(), "soak-responder", 500};
   natsSubscription* echo_sub = nullptr;
-  REQUIRE(natsConnection_Subscribe(&echo_sub, responder, "soak.req", echo, nullptr) == NATS_OK);
-  REQUIRE(natsConnection_FlushTimeout(responder, 5000) == NATS_OK);
+  REQUIRE(natsConnection_Subscribe(&echo_sub, responder.nc, "soak.req", echo, nullptr) == NATS_OK);
+  REQUIRE(natsConnection_FlushTimeout(responder.nc, 5000) == NATS_OK);
   std::vector<std::unique_ptr<core_counter>> counted; // one per node: a duplicate is per observer
-  std::vector<natsConnection*> observers;
+  std::vector<std::unique_ptr<raw_connection>> observers;
   std::vector<natsSubscription*> count_subs;
   for (size_t i = 0; i < cluster.size(); ++i) {
-    observers.push_back(raw_connect(cluster.node(i).url()));
+    observers.push_back(std::make_unique<raw_connection>(cluster.node(i).url(), "soak-observer"));
     natsSubscription* sub = nullptr;
     counted.push_back(std::make_unique<core_counter>());
-    REQUIRE(natsConnection_Subscribe(&sub, observers.back(), "soak.core", core_counter::on_msg,
+    REQUIRE(natsConnection_Subscribe(&sub, observers.back()->nc, "soak.core", core_counter::on_msg,
                                      counted.back().get())
             == NATS_OK);
     natsSubscription_SetPendingLimits(sub, -1, -1);
-    REQUIRE(natsConnection_FlushTimeout(observers.back(), 5000) == NATS_OK);
+    REQUIRE(natsConnection_FlushTimeout(observers.back()->nc, 5000) == NATS_OK);
     count_subs.push_back(sub);
   }
   {
     auto js = f.svc->get_jetstream();
     REQUIRE(js);
-    REQUIRE(add_r3_stream(js->get(), "SOAK", "soak.js") == NATS_OK);
+    REQUIRE(add_stream(js->get(), "SOAK", "soak.js", 3) == NATS_OK);
   }
   // The node natsvisor's shared connection is on: the one listing "<app>/shared/<generation>".
   auto url_status_now = [&] { return f.status_of(redact(cluster.url())); };
@@ -249,6 +210,7 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
   tally js_tally, core_tally, req_tally;
   std::mutex acked_mtx;
   std::set<uint64_t> acked;
+  std::map<uint64_t, std::pair<clk::time_point, js_ack>> ack_of; // id -> when, and what it said
   std::mutex core_mtx;
   std::set<uint64_t> core_written, core_dropped; // by the answer each publish got
 
@@ -261,6 +223,7 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
       if (ack) {
         std::lock_guard<std::mutex> guard{acked_mtx};
         acked.insert(id);
+        ack_of[id] = {clk::now(), *ack};
       }
     }
   }};
@@ -286,11 +249,13 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
 
   std::mt19937 rng{20261128};
   std::map<fault, int> done;
+  std::vector<std::pair<clk::time_point, fault>> fault_log; // when each fault began
   int threads_baseline = -1;
   int fds_baseline = -1;
   auto cycles = soak_cycles();
   for (int cycle = 0; cycle < cycles; ++cycle) {
     auto kind = pick(rng);
+    fault_log.emplace_back(clk::now(), kind);
     auto found = connected_node();
     INFO("cycle " << cycle << ", " << name_of(kind) << ": " << who_is_where());
     REQUIRE(found);
@@ -390,9 +355,23 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
     }
   }
   uint64_t acked_lost = 0;
-  for (auto id : acked)
-    if (stored.count(id) == 0)
-      ++acked_lost;
+  std::string lost_detail; // each lost message: its ack, and the fault that began before it
+  for (auto id : acked) {
+    if (stored.count(id) != 0)
+      continue;
+    ++acked_lost;
+    auto [at, ack] = ack_of[id];
+    lost_detail += "\n  lost id " + std::to_string(id) + " (acked as " + ack.stream + " #"
+                   + std::to_string(ack.sequence) + (ack.duplicate ? ", duplicate" : "") + ")";
+    auto ms = [](clk::duration d) {
+      return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+    };
+    for (auto& [began, kind] : fault_log)
+      if (began > at) { // the first fault after the acknowledgement
+        lost_detail += ", acked " + ms(began - at) + " ms before a " + name_of(kind);
+        break;
+      }
+  }
 
   // What reached any observer (messages still on their way are given a moment, by polling).
   auto delivered = [&] {
@@ -442,7 +421,7 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
                 + "\n  request: " + req_tally.summary()
                 + "\n  threads " + std::to_string(threads_baseline) + " -> "
                 + std::to_string(threads_end) + ", fds " + std::to_string(fds_baseline) + " -> "
-                + std::to_string(fds_end);
+                + std::to_string(fds_end) + lost_detail;
   std::printf("%s\n", report.c_str());
   std::fflush(stdout);
 
@@ -454,9 +433,11 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
   CHECK(dropped_but_delivered == 0);
   CHECK(fates->publishes.dropped_total() == core_dropped.size());
   CHECK(fates->publishes.buffered == 0);
-  // Every request was answered, with a reply or a typed error, within its timeout plus a margin.
-  CHECK(req_tally.slowest < 3s);
-  CHECK(js_tally.slowest < 4s);
+  // Every request was answered, with a reply or a typed error, in time: its own timeout, plus at
+  // most request_timeout parked while the URL had no connection (the documented bound), plus a
+  // margin for a loaded machine.
+  CHECK(req_tally.slowest < cfg.request_timeout + 1s + 1s);
+  CHECK(js_tally.slowest < cfg.request_timeout + 2s + 1s);
   CHECK(threads_end <= threads_baseline + 4);
   CHECK(fds_end <= fds_baseline + 8);
 
@@ -471,9 +452,6 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
     },
     10s));
   natsSubscription_Destroy(echo_sub);
-  natsConnection_Destroy(responder);
   for (auto sub : count_subs)
     natsSubscription_Destroy(sub);
-  for (auto nc : observers)
-    natsConnection_Destroy(nc);
 }

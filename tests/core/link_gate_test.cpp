@@ -44,4 +44,10 @@ TEST_CASE("the supervisor hears of a changed link once per change", "[core][link
   CHECK(news_of(true, true) == link_news::none);
   CHECK(news_of(false, true) == link_news::lost);
   CHECK(news_of(true, false) == link_news::regained);
+  // A disconnect the flag no longer shows (lost and regained between two looks) is a blip; one
+  // seen while the actor says it reconnects is part of that outage.
+  CHECK(news_of(false, false, true) == link_news::blip);
+  CHECK(news_of(true, true, true) == link_news::none);
+  CHECK(news_of(true, false, true) == link_news::regained);
+  CHECK(news_of(false, true, true) == link_news::lost);
 }

@@ -38,8 +38,9 @@ inline settings fast_settings(const std::string& url) {
   return s;
 }
 
-/// Creates a file-backed stream capturing `subject`; returns nats.c's status.
-inline natsStatus add_stream(jsCtx* js, const char* name, const char* subject) {
+/// Creates a file-backed stream capturing `subject` (on `replicas` nodes of a cluster); returns
+/// nats.c's status.
+inline natsStatus add_stream(jsCtx* js, const char* name, const char* subject, int replicas = 1) {
   jsStreamConfig sc;
   jsStreamConfig_Init(&sc);
   sc.Name = name;
@@ -47,6 +48,7 @@ inline natsStatus add_stream(jsCtx* js, const char* name, const char* subject) {
   sc.Subjects = subjects;
   sc.SubjectsLen = 1;
   sc.Storage = js_FileStorage;
+  sc.Replicas = replicas;
   jsStreamInfo* si = nullptr;
   natsStatus s = js_AddStream(&si, js, &sc, nullptr, nullptr);
   jsStreamInfo_Destroy(si);

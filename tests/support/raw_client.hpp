@@ -1,0 +1,59 @@
+#pragma once
+
+// A plain nats.c connection for a test's own view of the servers, never natsvisor's: publishers,
+// responders and observers that count what really arrived.
+
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include <nats/nats.h>
+
+namespace natsvisor::testing {
+
+struct raw_connection {
+  /// Connects to `url` (one server or a comma-separated list, kept in order) and keeps
+  /// reconnecting for as long as a test may keep a node down. `ping_interval_ms` > 0 makes it
+  /// notice a hung (SIGSTOPped) server and move on, as natsvisor does.
+  explicit raw_connection(const std::string& url, const char* name = "test-raw",
+                          int ping_interval_ms = 0) {
+    natsOptions* opts = nullptr;
+    REQUIRE(natsOptions_Create(&opts) == NATS_OK);
+    std::vector<std::string> servers;
+    for (size_t from = 0; from <= url.size();) {
+      auto comma = std::min(url.find(',', from), url.size());
+      servers.push_back(url.substr(from, comma - from));
+      from = comma + 1;
+    }
+    std::vector<const char*> raw;
+    for (auto& sv : servers)
+      raw.push_back(sv.c_str());
+    REQUIRE(natsOptions_SetServers(opts, raw.data(), static_cast<int>(raw.size())) == NATS_OK);
+    natsOptions_SetNoRandomize(opts, true);
+    natsOptions_SetName(opts, name);
+    natsOptions_SetMaxReconnect(opts, 100000); // a node may be gone for a minute
+    natsOptions_SetReconnectWait(opts, 100);
+    natsOptions_SetTimeout(opts, 2000);
+    if (ping_interval_ms > 0) {
+      natsOptions_SetPingInterval(opts, ping_interval_ms);
+      natsOptions_SetMaxPingsOut(opts, 2);
+    }
+    auto s = natsConnection_Connect(&nc, opts);
+    natsOptions_Destroy(opts);
+    INFO(url << ": " << natsStatus_GetText(s) << ": " << nats_GetLastError(nullptr));
+    REQUIRE(s == NATS_OK);
+    REQUIRE(natsConnection_JetStream(&js, nc, nullptr) == NATS_OK);
+  }
+  ~raw_connection() {
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+  }
+  raw_connection(const raw_connection&) = delete;
+  raw_connection& operator=(const raw_connection&) = delete;
+
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+};
+
+} // namespace natsvisor::testing
