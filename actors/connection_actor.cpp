@@ -552,8 +552,10 @@ caf::message_handler common(self_ptr self) {
     // A replacement's link news before its switch-over went unheard: while nats.c reconnects it
     // says so again (before this answer) and keeps handing publishes back.
     [self](pub_resume_atom) {
+      bool told_before = !self->state.connected; // nats_free tells a change itself
       if (!nats_free(self)) {
-        tell(self, connection_state::reconnecting, "disconnected; nats.c reconnects");
+        if (told_before)
+          tell(self, connection_state::reconnecting, "disconnected; nats.c reconnects");
         return caf::unit;
       }
       self->state.holding = false;
