@@ -350,7 +350,7 @@ TEST_CASE("a confirmed publish is answered only once the server has read it", "[
   REQUIRE_FALSE(f.svc->publish_confirmed(outgoing{"conf.x", "1", {}}));
   CHECK(eventually([&] { return got.load() == 1; }));
   SECTION("a stopped (hung) server never confirms, though nats.c takes the message") {
-    ::kill(server.pid(), SIGSTOP);
+    REQUIRE(stop_process(server.pid())); // stopped, not just signalled
     auto plain = f.svc->publish(outgoing{"conf.x", "2", {}});
     auto confirmed = f.svc->publish_confirmed(outgoing{"conf.x", "3", {}}, 500ms);
     ::kill(server.pid(), SIGCONT);

@@ -45,7 +45,7 @@ int64_t ms_since(clock_type::time_point start) {
 
 /// A hung (not dead) server: SIGSTOPped until the guard ends, also when an assertion throws.
 struct hung_server {
-  explicit hung_server(pid_t p) : pid(p) { ::kill(pid, SIGSTOP); }
+  explicit hung_server(pid_t p) : pid(p) { stop_process(pid); }
   ~hung_server() { ::kill(pid, SIGCONT); }
   hung_server(const hung_server&) = delete;
   hung_server& operator=(const hung_server&) = delete;

@@ -280,9 +280,39 @@ void nats_server::kill() {
   pid_ = -1;
 }
 
+bool stop_process(pid_t pid) {
+  if (pid <= 0 || ::kill(pid, SIGSTOP) != 0)
+    return false;
+  // Field 3 of /proc/<pid>/task/<tid>/stat is the thread's state: 'T' once it stopped.
+  auto all_stopped = [pid] {
+    std::error_code ec;
+    auto dir = "/proc/" + std::to_string(pid) + "/task";
+    for (auto& task : std::filesystem::directory_iterator(dir, ec)) {
+      std::ifstream in(task.path() / "stat");
+      std::string line;
+      if (!std::getline(in, line))
+        continue; // the thread ended meanwhile
+      auto paren = line.rfind(')');
+      if (paren == std::string::npos || paren + 2 >= line.size())
+        return false;
+      auto state = line[paren + 2];
+      if (state != 'T' && state != 't')
+        return false;
+    }
+    return !ec;
+  };
+  auto until = clock_type::now() + std::chrono::seconds(5);
+  while (!all_stopped()) {
+    if (clock_type::now() >= until)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
 void nats_server::pause() {
-  if (pid_ > 0)
-    ::kill(pid_, SIGSTOP);
+  if (pid_ > 0 && !stop_process(pid_))
+    throw std::runtime_error("nats-server " + std::to_string(pid_) + " did not stop");
 }
 
 void nats_server::resume() {

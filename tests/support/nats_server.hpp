@@ -72,6 +72,7 @@ class nats_server {
   /// SIGSTOP: a hung server. The kernel still accepts TCP connections on its ports (the
   /// handshake needs no process), but the server reads, answers and pings nothing. No-op if not
   /// running. kill() and the destructor end a paused server; stop() resumes it first.
+  /// Returns once every thread of the server has stopped (see stop_process).
   void pause();
 
   /// SIGCONT: the paused server carries on where it stopped. No-op if not running.
@@ -125,5 +126,11 @@ class nats_server {
 /// returns the last result (so a final evaluation happens at the deadline).
 bool eventually(const std::function<bool()>& pred,
                 std::chrono::milliseconds deadline = std::chrono::seconds(10));
+
+/// SIGSTOP to `pid`, then waits (up to 5 s) until every thread of it is stopped. kill() only
+/// queues the stop: a thread running on another core goes on until it next enters the kernel,
+/// long enough under load to read and answer what a test sends right after. False if the
+/// process did not stop in time (or does not exist).
+bool stop_process(pid_t pid);
 
 } // namespace natsvisor::testing
