@@ -433,11 +433,11 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
   CHECK(dropped_but_delivered == 0);
   CHECK(fates->publishes.dropped_total() == core_dropped.size());
   CHECK(fates->publishes.buffered == 0);
-  // Every request was answered, with a reply or a typed error, in time: its own timeout, plus at
-  // most request_timeout parked while the URL had no connection (the documented bound), plus a
-  // margin for a loaded machine.
-  CHECK(req_tally.slowest < cfg.request_timeout + 1s + 1s);
-  CHECK(js_tally.slowest < cfg.request_timeout + 2s + 1s);
+  // Every request was answered, with a reply or a typed error, in time: within its own timeout
+  // wherever it waited (parked while the URL had no connection included), plus a margin for a
+  // loaded machine.
+  CHECK(req_tally.slowest < 1s + 1s);
+  CHECK(js_tally.slowest < 2s + 1s);
   CHECK(threads_end <= threads_baseline + 4);
   CHECK(fds_end <= fds_baseline + 8);
 
