@@ -80,6 +80,16 @@ void check_answer(const char* what, const answer& a, caf::timespan deadline) {
   CHECK(a.ms < to_ms(deadline + margin));
 }
 
+// Starts the server again after `after` and waits until the URL's connection is back: a request
+// made at `sent` with a 1 s timeout is then forwarded with what is left of it.
+void back_before_the_deadline(nats_server& server, service_fixture& f,
+                              clock_type::time_point sent, std::chrono::milliseconds after) {
+  pace(f.sys, after);
+  server.start();
+  REQUIRE(f.await_state(connection_state::connected, 10s));
+  std::printf("[deadline] the connection was back %.0f ms after the request\n", ms_since(sent));
+}
+
 } // namespace
 
 TEST_CASE("a request parked while its URL restarts is answered by its own deadline when the "
@@ -90,14 +100,10 @@ TEST_CASE("a request parked while its URL restarts is answered by its own deadli
   auto responder = silent_responder(f, "deadline.silent");
   server.kill();
   REQUIRE(f.await_state(connection_state::restarting, 10s)); // nats.c gave up: parked from now
-  auto pending = request_async(f, "deadline.silent", 1s);
   auto sent = clock_type::now();
-  pace(f.sys, 300ms);
-  server.start(); // the connection is back before the deadline: forwarded with what is left
-  REQUIRE(f.await_state(connection_state::connected, 10s));
-  auto back_after = ms_since(sent);
+  auto pending = request_async(f, "deadline.silent", 1s);
+  back_before_the_deadline(server, f, sent, 300ms);
   check_answer("parked, then forwarded", pending.get(), 1s);
-  std::printf("[deadline] the connection was back %.0f ms after the request\n", back_after);
   caf::anon_send_exit(responder, caf::exit_reason::user_shutdown);
 }
 
@@ -132,11 +138,7 @@ TEST_CASE("a request held while nats.c reconnects, then handed back when it give
   // nats.c gives up after max_reconnect (3) attempts 100 ms apart: the request goes back to the
   // supervisor, is parked, and the server is back before its deadline.
   REQUIRE(f.await_state(connection_state::restarting, 10s));
-  pace(f.sys, 200ms);
-  server.start();
-  REQUIRE(f.await_state(connection_state::connected, 10s));
-  auto back_after = ms_since(sent);
+  back_before_the_deadline(server, f, sent, 200ms);
   check_answer("held, handed back, parked, forwarded", pending.get(), 1s);
-  std::printf("[deadline] the connection was back %.0f ms after the request\n", back_after);
   caf::anon_send_exit(responder, caf::exit_reason::user_shutdown);
 }
