@@ -9,6 +9,7 @@
 #include "actors/link_gate.hpp"
 #include "base/logging.hpp"
 #include "base/replies.hpp"
+#include "base/request_deadline.hpp"
 #include "config/url.hpp"
 #include "nats/message_io.hpp"
 #include "nats/options.hpp"
@@ -377,6 +378,22 @@ void send_request(self_ptr self, uint64_t token, const outgoing& m) {
 
 void hand_back(self_ptr self);
 
+// Hands a request in flight back to the supervisor (its connection failed, or retires), to be
+// served on the next one with only the time its caller has left: the caller's timeout bounds
+// the whole wait (base/request_deadline.hpp). Past it, answered here.
+void bounce_pending(self_ptr self, pending_request& p) {
+  auto& st = self->state;
+  if (p.kind != pending_request::confirmed) { // a confirmed publish goes to the outbox instead
+    auto left = time_left(p.deadline, steady_clock::now());
+    if (!left) {
+      detail::deliver_error(p.promise, make_error(errc::timeout, "no reply in time", st.url));
+      return;
+    }
+    carry_timeout(p.retry, *left);
+  }
+  p.promise.delegate(st.supervisor, bounce_atom_v, st.key, std::move(p.retry));
+}
+
 // nats.c is back: what waited for it goes out. Held requests whose deadline passed meanwhile
 // were answered already and are skipped.
 void resume(self_ptr self) {
@@ -399,7 +416,7 @@ void dispatch_request(self_ptr self, pending_request p, const outgoing& m, caf::
   auto& st = self->state;
   if (st.failed) {
     // Failed meanwhile (e.g. earlier in the same sweep): the next connection serves it.
-    p.promise.delegate(st.supervisor, bounce_atom_v, st.key, std::move(p.retry));
+    bounce_pending(self, p);
     return;
   }
   auto rp = p.promise;
@@ -486,7 +503,7 @@ void drain_pending(self_ptr self, const caf::error& err, bool bounce) {
     if (p.kind == pending_request::js_check)
       continue; // this generation is never announced now
     if (bounce && p.kind != pending_request::health && p.kind != pending_request::subscribed)
-      p.promise.delegate(st.supervisor, bounce_atom_v, st.key, std::move(p.retry));
+      bounce_pending(self, p);
     else
       end_without_reply(self, p, err);
   }

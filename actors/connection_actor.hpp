@@ -45,7 +45,7 @@ struct pending_request {
   caf::message retry; ///< reply/js_*/confirmed: the request, sent again on the next connection
   steady_time started;
   uint64_t id = 0; ///< subscribed: the subscription's id
-  steady_time deadline{};  ///< js_*: when the publish must be answered
+  steady_time deadline{};  ///< reply/js_*: when its caller's wait ends
   bool looked_up = false;  ///< js_*: a stream captures the subject, or that cannot be known
 };
 

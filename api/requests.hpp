@@ -125,7 +125,8 @@ void publish(Self* self, const Handle& svc, outgoing msg, std::string url = {}) 
 template <class Self, class Handle>
 auto request_reply(Self* self, const Handle& svc, outgoing msg,
                    caf::timespan timeout = std::chrono::seconds(5), std::string url = {}) {
-  // A request may first wait for a restarting connection (request_timeout), then for its reply.
+  // `timeout` bounds the whole wait (for a restarting connection, then for the reply); the
+  // actor's own deadline only adds a margin for a supervisor that is gone.
   return self->request(svc, timeout + default_request_deadline, req_atom_v, std::move(url),
                        std::move(msg), timeout);
 }

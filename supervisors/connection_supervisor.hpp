@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -38,6 +39,9 @@ struct parked_request {
   request_kind kind = request_kind::connection;
   caf::response_promise promise;
   caf::message forward; ///< request_kind::forward: the request for the connection actor
+  /// A forwarded request with a timeout of its own: when its caller's wait ends, wherever it
+  /// waits (base/request_deadline.hpp).
+  std::optional<steady_time> deadline;
 };
 
 /// A message-path publish the supervisor holds: the message for the connection actor and its

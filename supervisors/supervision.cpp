@@ -11,6 +11,7 @@
 #include "actors/connection_actor.hpp"
 #include "base/logging.hpp"
 #include "base/replies.hpp"
+#include "base/request_deadline.hpp"
 #include "config/url.hpp"
 #include "nats/type_ids.hpp"
 
@@ -94,7 +95,20 @@ void answer(self_ptr self, url_entry& e, parked_request& r) {
         r.promise.deliver(jetstream_scope{s.js, scope_guard()});
       break;
     case request_kind::health: r.promise.delegate(s.child, health_atom_v); break;
-    case request_kind::forward: r.promise.delegate(s.child, std::move(r.forward)); break;
+    case request_kind::forward:
+      // With only the time its caller has left: parking does not restart its timeout.
+      if (r.deadline) {
+        auto left = time_left(*r.deadline, steady_clock::now());
+        if (!left) {
+          detail::deliver_error(r.promise, make_error(errc::timeout,
+                                                      "no connection within the request's timeout",
+                                                      e.url));
+          break;
+        }
+        carry_timeout(r.forward, *left);
+      }
+      r.promise.delegate(s.child, std::move(r.forward));
+      break;
   }
 }
 

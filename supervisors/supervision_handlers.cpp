@@ -9,6 +9,7 @@
 
 #include "base/logging.hpp"
 #include "base/replies.hpp"
+#include "base/request_deadline.hpp"
 #include "config/url.hpp"
 #include "nats/protocol.hpp"
 #include "nats/type_ids.hpp"
@@ -79,7 +80,10 @@ url_entry* entry_to_serve(self_ptr self, const std::string& url, caf::response_p
 // the connection actor refused it because nats.c reconnects, so it waits for the reconnect.
 caf::response_promise serve(self_ptr self, request_kind kind, const std::string& url,
                             caf::message forward = {}, bool handed_back = false) {
-  parked_request r{kind, self->make_response_promise(), std::move(forward)};
+  parked_request r{kind, self->make_response_promise(), std::move(forward), std::nullopt};
+  auto now = steady_clock::now();
+  if (auto timeout = carried_timeout(r.forward)) // as carried: what its caller has left
+    r.deadline = now + *timeout;
   auto rp = r.promise;
   auto* found = entry_to_serve(self, url, rp, [&r](url_entry& e, caf::error err) {
     refuse(e, r, std::move(err)); // a health check answers unhealthy, not with an error
@@ -94,7 +98,7 @@ caf::response_promise serve(self_ptr self, request_kind kind, const std::string&
     answer(self, e, r);
     return rp;
   }
-  auto deadline = steady_clock::now() + self->state.cfg->request_timeout;
+  auto deadline = park_until(now, self->state.cfg->request_timeout, r.deadline);
   if (!e.parked.add(++self->state.next_id, deadline, r))
     refuse(e, r,
            make_error(errc::overloaded,
@@ -524,9 +528,11 @@ caf::message_handler from_children(self_ptr self) {
         return;
       auto now = steady_clock::now();
       for (auto& [id, r] : e->parked.expire(now)) {
-        auto detail = "no connection within request_timeout ("
-                      + std::to_string(to_ms(self->state.cfg->request_timeout)) + " ms), state "
-                      + to_string(e->slots[0].machine.state());
+        auto detail = (r.deadline && *r.deadline <= now
+                         ? std::string{"no connection within the request's timeout"}
+                         : "no connection within request_timeout ("
+                             + std::to_string(to_ms(self->state.cfg->request_timeout)) + " ms)")
+                      + ", state " + to_string(e->slots[0].machine.state());
         if (auto& last = e->slots[0].machine.last_error(); !last.empty())
           detail += ", last error: " + last;
         refuse(*e, r, make_error(errc::timeout, detail, e->url));

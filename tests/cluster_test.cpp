@@ -64,6 +64,25 @@ std::optional<size_t> natsvisor_node(nats_cluster& c, service_fixture& f) {
   return c.node_of_client("natsvisor/shared/" + std::to_string(st->generation));
 }
 
+/// Every state change the fixture's watcher has received and not read yet.
+std::vector<state_changed> drain_events(service_fixture& f) {
+  std::vector<state_changed> out;
+  for (bool more = true; more;)
+    f.watcher->receive([&](state_changed& ev) { out.push_back(std::move(ev)); },
+                       [](caf::message&) { /* other events: not needed here */ },
+                       caf::after(std::chrono::milliseconds(0)) >> [&] { more = false; });
+  return out;
+}
+
+/// One line per event: milliseconds after `since`, generation, state, detail.
+std::string describe_events(const std::vector<state_changed>& events, caf::timestamp since) {
+  std::string out;
+  for (auto& ev : events)
+    out += "\n  +" + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(ev.at - since).count())
+           + " ms gen " + std::to_string(ev.generation) + " " + to_string(ev.state) + ": " + ev.detail;
+  return out;
+}
+
 /// Paces a publishing loop at a steady rate. Not synchronisation: waiting for nothing, with a
 /// deadline, through the actor system's own timeout.
 void pace(caf::scoped_actor& self, std::chrono::milliseconds period) {
@@ -318,6 +337,9 @@ TEST_CASE("a rolling restart with lame duck mode loses no core message of a nats
     target = next;
     auto on = natsvisor_node(c, f);
     auto sent_before = sent.load();
+    auto raw_before = pubs[i]->lame_ducks.load();
+    drain_events(f);
+    auto signalled = caf::make_timestamp();
     c.lame_duck(i);
     if (on == i) {
       // Moved before the server closes its clients (after its 10 s grace period).
@@ -335,6 +357,10 @@ TEST_CASE("a rolling restart with lame duck mode loses no core message of a nats
                              << " ms after lame duck mode began");
     }
     REQUIRE(c.wait_exit(i, 60s));
+    // What the server announced (a raw client on the same node) and what natsvisor made of it.
+    WARN("node " << i << ": its raw client " << (pubs[i]->lame_ducks > raw_before ? "saw" : "MISSED")
+                 << " lame duck mode; natsvisor's events since the signal:"
+                 << describe_events(drain_events(f), signalled));
     c.start(i);
     REQUIRE(c.wait_formed(30s));
     WARN("node " << i << " rolled; natsvisor was on node " << (on ? std::to_string(*on) : "?")

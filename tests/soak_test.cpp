@@ -336,7 +336,11 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
 
   // JetStream: every acknowledged message is in the stream, once.
   std::set<uint64_t> stored;
+  std::map<uint64_t, uint64_t> id_at; // stored id -> its sequence
   uint64_t stored_duplicates = 0;
+  // Sequences that could not be read (a read that fails is not a lost message: it is retried,
+  // and what stays unreadable is reported on its own), with nats.c's last answer.
+  std::map<uint64_t, std::string> unreadable;
   {
     auto js = f.svc->get_jetstream();
     REQUIRE(js);
@@ -347,10 +351,25 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
     jsStreamInfo_Destroy(si);
     for (auto seq = first; seq <= last && seq > 0; ++seq) {
       natsMsg* msg = nullptr;
-      if (js_GetMsg(&msg, js->get(), "SOAK", seq, nullptr, nullptr) != NATS_OK)
+      jsErrCode code = static_cast<jsErrCode>(0);
+      natsStatus status = NATS_OK;
+      eventually(
+        [&] {
+          status = js_GetMsg(&msg, js->get(), "SOAK", seq, nullptr, &code);
+          // Deleted or never stored (a gap): nothing to read again.
+          return status == NATS_OK || status == NATS_NOT_FOUND;
+        },
+        10s);
+      if (status != NATS_OK) {
+        if (status != NATS_NOT_FOUND)
+          unreadable[seq] = std::string{natsStatus_GetText(status)} + " (js code "
+                            + std::to_string(static_cast<int>(code)) + ")";
         continue;
-      if (!stored.insert(std::strtoull(natsMsg_GetData(msg), nullptr, 10)).second)
+      }
+      auto id = std::strtoull(natsMsg_GetData(msg), nullptr, 10);
+      if (!stored.insert(id).second)
         ++stored_duplicates;
+      id_at[id] = seq;
       natsMsg_Destroy(msg);
     }
   }
@@ -363,6 +382,15 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
     auto [at, ack] = ack_of[id];
     lost_detail += "\n  lost id " + std::to_string(id) + " (acked as " + ack.stream + " #"
                    + std::to_string(ack.sequence) + (ack.duplicate ? ", duplicate" : "") + ")";
+    // What that sequence holds now: another message (the stream lost or replaced it), nothing
+    // (a gap), or an error on reading it.
+    if (auto u = unreadable.find(ack.sequence); u != unreadable.end())
+      lost_detail += ", its sequence unreadable: " + u->second;
+    for (auto& [other, seq] : id_at)
+      if (seq == ack.sequence) {
+        lost_detail += ", its sequence holds id " + std::to_string(other);
+        break;
+      }
     auto ms = [](clk::duration d) {
       return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
     };
@@ -408,6 +436,7 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
                 + "  js_publish: " + js_tally.summary() + "; acked " + std::to_string(acked.size())
                 + ", stored " + std::to_string(stored.size()) + ", acked lost "
                 + std::to_string(acked_lost) + ", duplicates " + std::to_string(stored_duplicates)
+                + ", unreadable sequences " + std::to_string(unreadable.size())
                 + "\n  publish: " + core_tally.summary() + "; written "
                 + std::to_string(core_written.size()) + ", dropped (told) "
                 + std::to_string(core_dropped.size()) + ", delivered "
@@ -425,6 +454,7 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
   std::printf("%s\n", report.c_str());
   std::fflush(stdout);
 
+  CHECK(unreadable.empty()); // else "lost" may only mean "not read"
   CHECK(acked_lost == 0);
   CHECK(stored_duplicates == 0);
   // Every core publish has one fate: written, or dropped with its sender told (and then never
@@ -433,11 +463,11 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
   CHECK(dropped_but_delivered == 0);
   CHECK(fates->publishes.dropped_total() == core_dropped.size());
   CHECK(fates->publishes.buffered == 0);
-  // Every request was answered, with a reply or a typed error, in time: its own timeout, plus at
-  // most request_timeout parked while the URL had no connection (the documented bound), plus a
-  // margin for a loaded machine.
-  CHECK(req_tally.slowest < cfg.request_timeout + 1s + 1s);
-  CHECK(js_tally.slowest < cfg.request_timeout + 2s + 1s);
+  // Every request was answered, with a reply or a typed error, in time: within its own timeout
+  // wherever it waited (parked while the URL had no connection included), plus a margin for a
+  // loaded machine.
+  CHECK(req_tally.slowest < 1s + 1s);
+  CHECK(js_tally.slowest < 2s + 1s);
   CHECK(threads_end <= threads_baseline + 4);
   CHECK(fds_end <= fds_baseline + 8);
 

@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,10 @@ struct raw_connection {
     natsOptions_SetMaxReconnect(opts, 100000); // a node may be gone for a minute
     natsOptions_SetReconnectWait(opts, 100);
     natsOptions_SetTimeout(opts, 2000);
+    // Counted, so a test can tell whether its server announced lame duck mode at all.
+    natsOptions_SetLameDuckModeCB(
+      opts, [](natsConnection*, void* self) { ++static_cast<raw_connection*>(self)->lame_ducks; },
+      this);
     if (ping_interval_ms > 0) {
       natsOptions_SetPingInterval(opts, ping_interval_ms);
       natsOptions_SetMaxPingsOut(opts, 2);
@@ -54,6 +59,7 @@ struct raw_connection {
 
   natsConnection* nc = nullptr;
   jsCtx* js = nullptr;
+  std::atomic<int> lame_ducks{0}; ///< lame duck mode announcements nats.c reported
 };
 
 } // namespace natsvisor::testing
