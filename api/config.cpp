@@ -4,8 +4,17 @@
 
 namespace natsvisor {
 
+void set_scheduler_defaults(caf::actor_system_config& cfg) {
+  auto set_default = [&cfg](caf::string_view key, auto value) {
+    if (caf::get_if(&cfg.content, key) == nullptr)
+      cfg.set(key, value);
+  };
+  set_default("work-stealing.moderate-poll-attempts", size_t{0});
+}
+
 void add_to(caf::actor_system_config& cfg) {
   declare_keys(cfg);
+  set_scheduler_defaults(cfg);
   cfg.add_message_types<caf::id_block::natsvisor>();
   // How CAF prints natsvisor's errors: code, detail and the (redacted) URL.
   cfg.add_error_category(error_category, [](uint8_t code, caf::atom_value,

@@ -209,3 +209,25 @@ TEST_CASE("every documented default is itself accepted", "[config]") {
     CHECK(parse_settings(group({{k.key, caf::config_value{value}}}), no_env));
   }
 }
+
+TEST_CASE("natsvisor's scheduler defaults apply unless set before or parsed after", "[config][scheduler]") {
+  auto moderate = [](const caf::actor_system_config& cfg) {
+    return caf::get_or(cfg, "work-stealing.moderate-poll-attempts", size_t{12345});
+  };
+  {
+    natsvisor::config cfg;
+    CHECK(moderate(cfg) == 0); // CAF's own default is 500 sleeps of 50 us
+  }
+  {
+    natsvisor::config cfg; // the command line wins over natsvisor's default
+    REQUIRE_FALSE(cfg.parse(caf::actor_system_config::string_list{
+      "--work-stealing.moderate-poll-attempts=500"}));
+    CHECK(moderate(cfg) == 500);
+  }
+  {
+    caf::actor_system_config cfg; // a value set before add_to stays
+    cfg.set("work-stealing.moderate-poll-attempts", size_t{7});
+    natsvisor::add_to(cfg);
+    CHECK(moderate(cfg) == 7);
+  }
+}
