@@ -59,17 +59,11 @@ class reply_slots {
   /// The owner ends the request (deadline, connection loss, its own end): its value if the owner
   /// won, nullopt if a taker won (or the ticket is not armed). A won slot is free at once.
   std::optional<T> cancel(uint64_t ticket) {
-    auto index = index_of(ticket);
+    auto index = claim(ticket, idle);
     if (!index)
       return std::nullopt;
-    auto& s = slots_[*index];
-    auto expected = encode(seq_of(ticket), armed);
-    if (!s.state.compare_exchange_strong(expected, encode(seq_of(ticket), idle),
-                                         std::memory_order_acq_rel, std::memory_order_relaxed))
-      return std::nullopt;
-    std::optional<T> out{std::move(s.value)};
-    s.value = T{};
-    free_.push_back(*index);
+    auto out = move_out(*index);
+    free_.push_back(static_cast<uint32_t>(*index));
     --armed_;
     return out;
   }
@@ -100,21 +94,17 @@ class reply_slots {
   /// A reply for `ticket`: the value if this call won the slot, nullopt otherwise (cancelled,
   /// taken already, stale, or not a ticket of this table).
   std::optional<T> take(uint64_t ticket) {
-    auto index = index_of(ticket);
+    auto index = claim(ticket, taken);
     if (!index)
       return std::nullopt;
-    auto& s = slots_[*index];
-    auto expected = encode(seq_of(ticket), armed);
-    if (!s.state.compare_exchange_strong(expected, encode(seq_of(ticket), taken),
-                                         std::memory_order_acq_rel, std::memory_order_relaxed))
-      return std::nullopt;
-    std::optional<T> out{std::move(s.value)};
-    s.value = T{};
+    auto out = move_out(*index);
     // Back to the owner only now: from here on the owner may reuse the slot.
+    auto& s = slots_[*index];
     auto head = returned_.load(std::memory_order_relaxed);
     do
       s.next = head;
-    while (!returned_.compare_exchange_weak(head, *index, std::memory_order_release,
+    while (!returned_.compare_exchange_weak(head, static_cast<uint32_t>(*index),
+                                            std::memory_order_release,
                                             std::memory_order_relaxed));
     return out;
   }
@@ -131,6 +121,26 @@ class reply_slots {
   };
 
   static uint64_t encode(uint64_t seq, phase p) noexcept { return (seq << 2) | p; }
+
+  // Moves the slot of `ticket` from armed to `to`: its index if this call won the slot.
+  std::optional<size_t> claim(uint64_t ticket, phase to) {
+    auto index = index_of(ticket);
+    if (!index)
+      return std::nullopt;
+    auto expected = encode(seq_of(ticket), armed);
+    if (!slots_[*index].state.compare_exchange_strong(expected, encode(seq_of(ticket), to),
+                                                      std::memory_order_acq_rel,
+                                                      std::memory_order_relaxed))
+      return std::nullopt;
+    return index;
+  }
+
+  // The value of a slot this thread won.
+  std::optional<T> move_out(size_t index) {
+    std::optional<T> out{std::move(slots_[index].value)};
+    slots_[index].value = T{};
+    return out;
+  }
   uint64_t seq_of(uint64_t ticket) const noexcept { return ticket / capacity_; }
 
   std::optional<size_t> index_of(uint64_t ticket) const noexcept {

@@ -1,5 +1,8 @@
 #include "api/config.hpp"
 
+#include <algorithm>
+#include <thread>
+
 #include "nats/type_ids.hpp"
 
 namespace natsvisor {
@@ -10,6 +13,10 @@ void set_scheduler_defaults(caf::actor_system_config& cfg) {
       cfg.set(key, value);
   };
   set_default("work-stealing.moderate-poll-attempts", size_t{0});
+  // One worker per core (at least 2): CAF starts at least 4, and on 2 cores the extra workers
+  // only add wake-ups and context switches (the same on 4 cores and more).
+  set_default("scheduler.max-threads",
+              std::max(size_t{2}, static_cast<size_t>(std::thread::hardware_concurrency())));
 }
 
 void add_to(caf::actor_system_config& cfg) {

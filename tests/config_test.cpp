@@ -1,7 +1,9 @@
 #include <cstring>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <map>
+#include <thread>
 
 #include "api/config.hpp"
 #include "messages/errors.hpp"
@@ -217,6 +219,8 @@ TEST_CASE("natsvisor's scheduler defaults apply unless set before or parsed afte
   {
     natsvisor::config cfg;
     CHECK(moderate(cfg) == 0); // CAF's own default is 500 sleeps of 50 us
+    CHECK(caf::get_or(cfg, "scheduler.max-threads", size_t{0})
+          == std::max(size_t{2}, static_cast<size_t>(std::thread::hardware_concurrency())));
   }
   {
     natsvisor::config cfg; // the command line wins over natsvisor's default
