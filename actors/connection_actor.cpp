@@ -119,6 +119,25 @@ std::string reply_subject(self_ptr self, uint64_t token) {
   return self->state.inbox + std::to_string(token);
 }
 
+// Reply slots per connection: a few pages, enough for any number of requesters that wait for
+// their replies at once; past them requests take the way through this actor.
+size_t direct_reply_slots(const connection_actor_state& st) {
+  return std::min<size_t>(1024, static_cast<size_t>(st.cfg->max_in_flight));
+}
+
+// Whether this actor answers request `token` (taken from the table): a direct request is this
+// actor's only if its slot was not taken by the reply (whose requester has the answer already).
+bool owns_answer(self_ptr self, uint64_t token) {
+  return !is_direct(token) || self->state.route->slots.cancel(token & ~direct_token_bit);
+}
+
+// Forgets the direct requests that the reply subscription's callback answered meanwhile.
+void forget_replied(self_ptr self) {
+  auto& st = self->state;
+  if (st.route)
+    st.route->slots.reclaim([&st](uint64_t ticket) { st.pending.complete(ticket | direct_token_bit); });
+}
+
 // Registers a request whose answer arrives on the reply subscription as "<inbox><token>" and
 // returns the token, or an error (full table, no reply subscription).
 caf::expected<uint64_t> track(self_ptr self, pending_request p, caf::timespan timeout) {
@@ -130,13 +149,26 @@ caf::expected<uint64_t> track(self_ptr self, pending_request p, caf::timespan ti
       return from_status(s, errc::nats_error, st.url, "creating the reply inbox");
     st.inbox = std::string{inbox} + ".";
     natsInbox_Destroy(inbox);
-    auto s = detail::subscribe(&st.replies, st.core->nc, st.inbox + "*", {}, self->ctrl(), 0);
+    auto route = std::make_shared<reply_route>(self->ctrl(), st.url, direct_reply_slots(st));
+    auto s = subscribe_replies(&st.replies, st.core->nc, st.inbox + "*", route);
     if (s != NATS_OK)
       return from_status(s, errc::nats_error, st.url, "creating the reply subscription");
+    st.route = std::move(route);
   }
+  forget_replied(self);
   auto now = steady_clock::now();
   p.started = now;
-  auto token = st.pending.add(now + timeout, p);
+  std::optional<uint64_t> token;
+  // A plain request's reply goes from nats.c's thread straight to its requester.
+  if (p.kind == pending_request::reply)
+    if (auto direct = arm_direct(*st.route, p.promise)) {
+      if (st.pending.add_as(*direct, now + timeout, p))
+        token = direct;
+      else
+        owns_answer(self, *direct); // full: the slot is free again, and add refuses below
+    }
+  if (!token)
+    token = st.pending.add(now + timeout, p);
   if (!token)
     return make_error(errc::overloaded,
                       "max_in_flight (" + std::to_string(st.cfg->max_in_flight)
@@ -161,16 +193,6 @@ void barrier(self_ptr self, pending_request p, caf::timespan timeout) {
   }
   natsConnection_Publish(self->state.core->nc, reply_subject(self, *token).c_str(), nullptr, 0);
   flush_if_idle(self);
-}
-
-// The server's "no responders" answer is an empty message with status header 503.
-bool is_no_responders(const nats_message& msg) {
-  if (!msg.payload.empty())
-    return false;
-  for (auto& [key, value] : msg.headers)
-    if (key == "Status" && value.rfind("503", 0) == 0)
-      return true;
-  return false;
 }
 
 gate_action gate_of(self_ptr self, nats_call call);
@@ -271,8 +293,7 @@ void finish_request(self_ptr self, nats_message& msg) {
   switch (p.kind) {
     case pending_request::reply:
       if (no_responders)
-        detail::deliver_error(p.promise, make_error(errc::no_responders,
-                                                    "no subscriber for the request", st.url));
+        detail::deliver_error(p.promise, no_responders_error(st.url));
       else
         p.promise.deliver(std::move(msg));
       break;
@@ -372,7 +393,7 @@ void send_request(self_ptr self, uint64_t token, const outgoing& m) {
       return;
     err = from_status(s, errc::nats_error, st.url, "publish to " + quote_subject(m.subject));
   }
-  if (auto p = st.pending.complete(token))
+  if (auto p = st.pending.complete(token); p && owns_answer(self, token))
     detail::deliver_error(p->promise, std::move(err));
 }
 
@@ -499,9 +520,10 @@ void connected(self_ptr self) {
 void drain_pending(self_ptr self, const caf::error& err, bool bounce) {
   auto& st = self->state;
   st.held.clear(); // in the table too
+  forget_replied(self);
   for (auto& [token, p] : st.pending.take_all()) {
-    if (p.kind == pending_request::js_check)
-      continue; // this generation is never announced now
+    if (p.kind == pending_request::js_check || !owns_answer(self, token))
+      continue; // this generation is never announced now; or the reply was first
     if (bounce && p.kind != pending_request::health && p.kind != pending_request::subscribed)
       bounce_pending(self, p);
     else
@@ -580,7 +602,10 @@ caf::message_handler common(self_ptr self) {
     },
     [self](req_to_atom) {
       auto& st = self->state;
+      forget_replied(self);
       for (auto& [token, p] : st.pending.expire(steady_clock::now())) {
+        if (!owns_answer(self, token))
+          continue; // the reply was first
         if (p.kind == pending_request::js_retry || p.kind == pending_request::js_lookup)
           resend_publish(self, std::move(p));
         else

@@ -14,6 +14,7 @@
 #include "caf/response_promise.hpp"
 #include "caf/stateful_actor.hpp"
 
+#include "actors/direct_replies.hpp"
 #include "actors/request_table.hpp"
 #include "base/time.hpp"
 #include "config/settings.hpp"
@@ -77,6 +78,8 @@ struct connection_actor_state {
   // ever blocks this actor and any number (up to max_in_flight) can be in flight.
   std::string inbox;
   natsSubscription* replies = nullptr;
+  /// Replies that the reply subscription's callback answers itself (made with `replies`).
+  std::shared_ptr<reply_route> route;
   request_table<pending_request> pending{1};
   /// Adaptive flushing is paused until then, after a flush found no PONG (a hung server).
   steady_time flush_paused_until;

@@ -29,6 +29,12 @@ class request_table {
     return token;
   }
 
+  /// Registers `value` under a token made elsewhere (a reply slot's, actors/direct_replies.hpp),
+  /// which must lie outside the range `add` counts in; false (value untouched) when full.
+  bool add_as(uint64_t token, steady_time deadline, T& value) {
+    return table_.add(token, deadline, value);
+  }
+
   /// The request of a reply; nullopt when it was answered already (timed out, or a 2nd reply).
   std::optional<T> complete(uint64_t token) { return table_.take(token); }
 

@@ -1,11 +1,27 @@
 #include "api/config.hpp"
 
+#include <algorithm>
+#include <thread>
+
 #include "nats/type_ids.hpp"
 
 namespace natsvisor {
 
+void set_scheduler_defaults(caf::actor_system_config& cfg) {
+  auto set_default = [&cfg](caf::string_view key, auto value) {
+    if (caf::get_if(&cfg.content, key) == nullptr)
+      cfg.set(key, value);
+  };
+  set_default("work-stealing.moderate-poll-attempts", size_t{0});
+  // One worker per core (at least 2): CAF starts at least 4, and on 2 cores the extra workers
+  // only add wake-ups and context switches (the same on 4 cores and more).
+  set_default("scheduler.max-threads",
+              std::max(size_t{2}, static_cast<size_t>(std::thread::hardware_concurrency())));
+}
+
 void add_to(caf::actor_system_config& cfg) {
   declare_keys(cfg);
+  set_scheduler_defaults(cfg);
   cfg.add_message_types<caf::id_block::natsvisor>();
   // How CAF prints natsvisor's errors: code, detail and the (redacted) URL.
   cfg.add_error_category(error_category, [](uint8_t code, caf::atom_value,

@@ -201,6 +201,7 @@ struct options {
   std::string git_commit = "unknown";
   std::string only; // run one section only (debugging): getconn, publish, request, recovery, scale
   int caf_threads = 0; // 0: CAF's default scheduler size (an experiment knob, not a tuning)
+  std::vector<std::string> caf_args; // CAF scheduler options (--scheduler.*, --work-stealing.*)
 };
 
 // Base settings for every service the bench creates.
@@ -607,6 +608,38 @@ void bench_request(caf::actor_system& sys, const options& opt, results& res) {
     return concurrent * per_actor / secs(clk::now() - t0);
   };
 
+  // The raw anchor for the concurrent figure: `concurrent` std::threads, each doing `per_actor`
+  // sequential natsConnection_RequestMsg on one shared raw connection. The threads exist and
+  // wait at a start line before the clock starts: creating them is not timed.
+  auto raw_threads = [&](natsConnection* nc) {
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < concurrent; ++t)
+      threads.emplace_back([&] {
+        ready.fetch_add(1);
+        while (!go.load(std::memory_order_acquire))
+          std::this_thread::yield();
+        for (int i = 0; i < per_actor; ++i) {
+          natsMsg* msg = nullptr;
+          natsMsg* reply = nullptr;
+          check(natsMsg_Create(&msg, "bench.echo", nullptr, payload.data(),
+                               static_cast<int>(payload.size())),
+                "natsMsg_Create");
+          check(natsConnection_RequestMsg(&reply, nc, msg, 5000), "raw threaded request");
+          natsMsg_Destroy(reply);
+          natsMsg_Destroy(msg);
+        }
+      });
+    while (ready.load() < concurrent)
+      std::this_thread::yield();
+    auto t0 = clk::now();
+    go.store(true, std::memory_order_release);
+    for (auto& t : threads)
+      t.join();
+    return concurrent * per_actor / secs(clk::now() - t0);
+  };
+
   // Diagnostics: a bare round trip (PING/PONG) raw, and through the message path's actors
   // (request_health: requester -> supervisor -> connection actor -> FlushTimeout -> requester).
   auto raw_ping = [&](natsConnection* nc, int n) {
@@ -647,9 +680,11 @@ void bench_request(caf::actor_system& sys, const options& opt, results& res) {
                                 [&] { return mp_concurrent(svc_default.actor()); },
                                 [&] { return raw_ping(raw_asap, n_fast); },
                                 [&] { return mp_health(svc_asap.actor(), n_fast); },
+                                [&] { return raw_threads(raw_default); },
+                                [&] { return raw_threads(raw_asap); },
                               });
   auto &rd = runs[0], &ra = runs[1], &md = runs[2], &ma = runs[3], &mc = runs[4], &mcd = runs[5],
-       &rp = runs[6], &mh = runs[7];
+       &rp = runs[6], &mh = runs[7], &rtd = runs[8], &rta = runs[9];
   natsConnection_Destroy(raw_default);
   natsConnection_Destroy(raw_asap);
   natsSubscription_Destroy(echo);
@@ -675,6 +710,14 @@ void bench_request(caf::actor_system& sys, const options& opt, results& res) {
              mp_concurrent_best >= 10.0 * mrd, ">= 10x raw default = " + fmt_num(10.0 * mrd));
   res.put("request.message_path_vs_raw_best", mp_best / raw_best, "x");
   res.put("request.concurrent_vs_raw_default", mp_concurrent_best / mrd, "x");
+  // nats.c's own best with `concurrent` threads on one connection (default or send-asap).
+  auto mrtd = median(rtd), mrta = median(rta), raw_threads_best = std::max(mrtd, mrta);
+  res.put("request.raw_threads_default_rps", mrtd, "req/s");
+  res.put("request.raw_threads_send_asap_rps", mrta, "req/s");
+  res.target("request.concurrent_vs_raw_threads", mp_concurrent_best / raw_threads_best, "x",
+             mp_concurrent_best >= 0.8 * raw_threads_best,
+             ">= 0.8x raw " + std::to_string(concurrent) + " threads = "
+               + fmt_num(0.8 * raw_threads_best) + " req/s");
   res.numbers["request.concurrent_actors"] = concurrent;
   res.put("request.diag_raw_ping_rps", median(rp), "rt/s");
   res.put("request.diag_message_path_ping_rps", median(mh), "rt/s");
@@ -1145,6 +1188,8 @@ int main(int argc, char** argv) {
       opt.only = value();
     else if (a == "--caf-threads")
       opt.caf_threads = std::atoi(value().c_str());
+    else if (a.rfind("--scheduler.", 0) == 0 || a.rfind("--work-stealing.", 0) == 0)
+      opt.caf_args.push_back(a); // experiments with CAF's scheduler, e.g. --scheduler.policy=sharing
     else
       die("unknown argument " + a
           + " (usage: natsvisor_bench [--quick] [--out F] [--timeline F] [--git-commit SHA])");
@@ -1155,6 +1200,9 @@ int main(int argc, char** argv) {
     natsvisor::config cfg;
     if (opt.caf_threads > 0)
       cfg.set("scheduler.max-threads", static_cast<size_t>(opt.caf_threads));
+    if (!opt.caf_args.empty())
+      if (auto err = cfg.parse(opt.caf_args); err)
+        die("CAF options: " + cfg.render(err));
     caf::actor_system sys{cfg};
     auto want = [&](const char* s) { return opt.only.empty() || opt.only == s; };
     if (want("getconn"))

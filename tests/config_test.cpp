@@ -1,7 +1,9 @@
 #include <cstring>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <map>
+#include <thread>
 
 #include "api/config.hpp"
 #include "messages/errors.hpp"
@@ -207,5 +209,29 @@ TEST_CASE("every documented default is itself accepted", "[config]") {
       continue; // lists and empty strings: nothing to give on a command line
     INFO("key " << k.key << " = " << value);
     CHECK(parse_settings(group({{k.key, caf::config_value{value}}}), no_env));
+  }
+}
+
+TEST_CASE("natsvisor's scheduler defaults apply unless set before or parsed after", "[config][scheduler]") {
+  auto moderate = [](const caf::actor_system_config& cfg) {
+    return caf::get_or(cfg, "work-stealing.moderate-poll-attempts", size_t{12345});
+  };
+  {
+    natsvisor::config cfg;
+    CHECK(moderate(cfg) == 0); // CAF's own default is 500 sleeps of 50 us
+    CHECK(caf::get_or(cfg, "scheduler.max-threads", size_t{0})
+          == std::max(size_t{2}, static_cast<size_t>(std::thread::hardware_concurrency())));
+  }
+  {
+    natsvisor::config cfg; // the command line wins over natsvisor's default
+    REQUIRE_FALSE(cfg.parse(caf::actor_system_config::string_list{
+      "--work-stealing.moderate-poll-attempts=500"}));
+    CHECK(moderate(cfg) == 500);
+  }
+  {
+    caf::actor_system_config cfg; // a value set before add_to stays
+    cfg.set("work-stealing.moderate-poll-attempts", size_t{7});
+    natsvisor::add_to(cfg);
+    CHECK(moderate(cfg) == 7);
   }
 }

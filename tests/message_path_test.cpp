@@ -187,6 +187,50 @@ TEST_CASE("request and reply through the message path", "[message]") {
     CHECK(code_of(late.error()) == errc::timeout);
     CHECK(std::chrono::steady_clock::now() - start >= 300ms);
   }
+  SECTION("more requests awaiting replies than reply slots all get their own reply") {
+    // 1,024 reply slots per connection: the others take the way through the connection actor.
+    const int n = 1500;
+    std::atomic<int> ok{0};
+    std::atomic<int> failed{0};
+    f.sys.spawn([&, svc](caf::event_based_actor* self) {
+      for (int i = 0; i < n; ++i)
+        request_reply(self, svc, outgoing{"svc.echo", std::to_string(i), {}}, 20s)
+          .then(
+            [&, i](const nats_message& m) {
+              if (m.payload == "pong:" + std::to_string(i))
+                ++ok;
+              else
+                ++failed;
+            },
+            [&](caf::error&) { ++failed; });
+    });
+    REQUIRE(eventually([&] { return ok.load() + failed.load() == n; }, 30s));
+    CHECK(ok.load() == n);
+  }
+  SECTION("a reply after its deadline reaches nobody, not the next request in its slot") {
+    caf::scoped_actor slow{f.sys};
+    REQUIRE(f.svc->subscribe("svc.slow", slow));
+    auto late = f.svc->request(msg("svc.slow", "first"), 200ms);
+    REQUIRE_FALSE(late);
+    CHECK(code_of(late.error()) == errc::timeout);
+    std::string first_reply, second_reply;
+    slow->receive([&](const nats_message& m) { first_reply = m.reply; },
+                  caf::after(5s) >> [] { FAIL("the first request never arrived"); });
+    // The next request reuses the timed-out request's reply slot while the late reply comes.
+    auto answer = std::make_shared<std::promise<std::string>>();
+    f.sys.spawn([svc, answer](caf::event_based_actor* self) {
+      request_reply(self, svc, outgoing{"svc.slow", "second", {}}, 5s)
+        .then([answer](const nats_message& m) { answer->set_value(m.payload); },
+              [answer](caf::error& err) { answer->set_value("error: " + describe(err)); });
+    });
+    slow->receive([&](const nats_message& m) { second_reply = m.reply; },
+                  caf::after(5s) >> [] { FAIL("the second request never arrived"); });
+    REQUIRE_FALSE(f.svc->publish(msg(first_reply, "late")));
+    REQUIRE_FALSE(f.svc->publish(msg(second_reply, "answer")));
+    auto got = answer->get_future();
+    REQUIRE(got.wait_for(5s) == std::future_status::ready);
+    CHECK(got.get() == "answer");
+  }
   caf::anon_send_exit(responder, caf::exit_reason::user_shutdown);
 }
 
