@@ -566,17 +566,66 @@ void stop(self_ptr self, const caf::error& err, bool bounce = false) {
   self->quit();
 }
 
+// Tells the supervisor that message-path subscription `id` started a slow-consumer episode,
+// with how many messages it dropped so far (at the handover and in nats.c's queue).
+void report_slow(self_ptr self, uint64_t id) {
+  auto& st = self->state;
+  auto flow = st.flows.find(id);
+  auto sub = st.subscriptions.find(id);
+  if (flow == st.flows.end() || sub == st.subscriptions.end())
+    return; // unsubscribed meanwhile
+  uint64_t dropped = 0;
+  uint64_t episodes = 0;
+  {
+    std::lock_guard<std::mutex> guard{flow->second->mtx};
+    dropped = flow->second->budget.dropped();
+    episodes = flow->second->budget.episodes();
+  }
+  // Takes the subscription's lock only, never the connection's: callable while nats.c
+  // reconnects.
+  int64_t in_nats = 0;
+  if (natsSubscription_GetDropped(sub->second, &in_nats) == NATS_OK && in_nats > 0)
+    dropped += static_cast<uint64_t>(in_nats);
+  self->send(st.supervisor, sub_slow_atom_v, id, dropped, episodes);
+}
+
+// nats.c dropped messages from its own queue of the subscription whose pointer value is `key`
+// (its NATS_SLOW_CONSUMER): an episode of that subscription, unless one runs. False when no
+// message-path subscription has that key (the reply subscription).
+bool slow_in_nats(self_ptr self, uint64_t key) {
+  auto& st = self->state;
+  for (auto& [id, sub] : st.subscriptions) {
+    if (static_cast<uint64_t>(reinterpret_cast<uintptr_t>(sub)) != key)
+      continue;
+    auto flow = st.flows.find(id);
+    if (flow == st.flows.end())
+      return false;
+    bool first = false;
+    {
+      std::lock_guard<std::mutex> guard{flow->second->mtx};
+      first = flow->second->budget.dropped_elsewhere();
+    }
+    if (first)
+      report_slow(self, id);
+    return true;
+  }
+  return false;
+}
+
 // Handlers every state has.
 caf::message_handler common(self_ptr self) {
   return {
     [self](stop_conn_atom, const caf::error& err) { stop(self, err); },
-    [self](async_error_atom, int32_t status) {
+    [self](async_error_atom, int32_t status, uint64_t subscription) {
+      if (status == NATS_SLOW_CONSUMER && subscription != 0 && slow_in_nats(self, subscription))
+        return;
       auto text = natsStatus_GetText(static_cast<natsStatus>(status));
       log().warn("asynchronous error on {}: {}", self->state.url, text);
       self->state.last_async_error = text;
       if (status == NATS_CONNECTION_AUTH_FAILED)
         self->state.auth_refused = true;
     },
+    [self](sub_slow_atom, uint64_t id) { report_slow(self, id); },
     [self](lame_duck_atom) {
       log().warn("server of {} entered lame duck mode", self->state.url);
       self->send(self->state.supervisor, lame_duck_atom_v, self->state.generation);
@@ -828,14 +877,18 @@ caf::message_handler serving(self_ptr self) {
           || gate_of(self, nats_call::subscribe) != gate_action::call)
         return id;
       natsSubscription* sub = nullptr;
+      auto flow = std::make_shared<detail::subscription_flow>(
+        id, self->ctrl(), st.cfg->subscription_pending_messages,
+        st.cfg->subscription_pending_bytes);
       auto s = detail::subscribe(&sub, st.core->nc, subject, queue,
-                                 caf::actor_cast<caf::weak_actor_ptr>(subscriber), id);
+                                 caf::actor_cast<caf::weak_actor_ptr>(subscriber), id, flow);
       if (closed_under_us(self, s))
         return id; // not a refusal: the supervisor subscribes it on the next connection
       if (s != NATS_OK)
         return detail::fail<uint64_t>(
           self, from_status(s, errc::nats_error, st.url, "subscribe to " + quote_subject(subject)));
       st.subscriptions.emplace(id, sub);
+      st.flows.emplace(id, std::move(flow));
       // Answered once the server has the SUB (a message published after the answer reaches the
       // subscriber), through a round trip that blocks nobody.
       auto rp = self->make_response_promise();
@@ -853,6 +906,7 @@ caf::message_handler serving(self_ptr self) {
           natsSubscription_Destroy(it->second);
         }
         st.subscriptions.erase(it);
+        st.flows.erase(id);
       }
     },
   };
@@ -936,8 +990,8 @@ caf::behavior connection_actor(connection_actor_type* self, std::string key, uin
   if (s == NATS_OK)
     s = configure_options(opts, *servers, *st.cfg,
                           connection_name(st.cfg->app_name, slot, generation));
-  if (s == NATS_OK && role == connection_role::shared)
-    s = use_shared_delivery(opts);
+  if (s == NATS_OK && role == connection_role::shared && st.cfg->subscription_delivery_threads > 0)
+    s = use_shared_delivery(opts, st.cfg->subscription_delivery_threads);
   if (s != NATS_OK) {
     auto err = from_status(s, errc::invalid_config, st.url, "invalid connection options");
     natsOptions_Destroy(opts);

@@ -24,6 +24,10 @@
 
 namespace natsvisor {
 
+namespace detail {
+struct subscription_flow;
+} // namespace detail
+
 /// What a connection is for: the role decides what it sets up.
 enum class connection_role : uint8_t {
   shared, ///< the URL's shared connection: handles, JetStream, the message path
@@ -85,6 +89,8 @@ struct connection_actor_state {
   steady_time flush_paused_until;
   /// Subscriptions of the message path, by the supervisor's id.
   std::unordered_map<uint64_t, natsSubscription*> subscriptions;
+  /// Their pending limits and slow-consumer counts (nats/message_io.hpp), by the same id.
+  std::unordered_map<uint64_t, std::shared_ptr<detail::subscription_flow>> flows;
 
   // While nats.c reconnects this actor calls nothing of nats.c (actors/link_gate.hpp).
   bool running = false; ///< connected once: the flag of `callbacks` is what to go by

@@ -15,8 +15,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <dirent.h>
 #include <fstream>
 #include <functional>
+#include <malloc.h>
 #include <future>
 #include <map>
 #include <memory>
@@ -199,7 +201,7 @@ struct options {
   std::string out = "bench/results/latest.json";
   std::string timeline = "bench/results/recovery.dat";
   std::string git_commit = "unknown";
-  std::string only; // run one section only (debugging): getconn, publish, request, recovery, scale
+  std::string only; // run one section only (debugging): getconn, publish, request, recovery, scale, subs
   int caf_threads = 0; // 0: CAF's default scheduler size (an experiment knob, not a tuning)
   std::vector<std::string> caf_args; // CAF scheduler options (--scheduler.*, --work-stealing.*)
 };
@@ -1109,6 +1111,192 @@ void bench_scale(caf::actor_system& sys, const options& opt, results& res) {
 }
 
 // ================================================================================================
+// 6. Subscriptions at scale
+// ================================================================================================
+
+// Threads of this process now (its /proc/self/task entries).
+double task_count() {
+  double n = 0;
+  if (DIR* d = ::opendir("/proc/self/task")) {
+    while (auto* e = ::readdir(d))
+      if (e->d_name[0] != '.')
+        ++n;
+    ::closedir(d);
+  }
+  return n;
+}
+
+// Bytes the allocator has handed out and not taken back (all arenas): unlike RSS it is not
+// hidden by pages freed earlier and reused.
+double heap_in_use() {
+  return static_cast<double>(mallinfo2().uordblks);
+}
+
+struct subs_run {
+  double threads = 0;    ///< growth of the thread count by the subscriptions
+  double rss_bytes = 0;  ///< RSS growth per subscription
+  double heap_bytes = 0; ///< heap growth per subscription
+  double msgs_per_s = 0; ///< delivery to the subscriptions, publish start to last arrival
+};
+
+// Publishes `total` messages round robin over `subjects` on a raw connection, then waits until
+// `count` reached `total`; returns messages per second.
+double deliver(const std::string& url, const std::vector<std::string>& subjects, uint64_t total,
+               const std::atomic<uint64_t>& count) {
+  auto pub = raw_connect(url);
+  auto t0 = clk::now();
+  for (uint64_t i = 0; i < total; ++i)
+    check(natsConnection_PublishString(pub, subjects[i % subjects.size()].c_str(), "0123456789abcdef"),
+          "publish");
+  check(natsConnection_FlushTimeout(pub, 10000), "flush");
+  auto until = clk::now() + 120s;
+  while (count.load(std::memory_order_acquire) < total) {
+    if (clk::now() > until)
+      die("subs: " + std::to_string(count.load()) + " of " + std::to_string(total)
+          + " messages delivered within 120 s");
+    std::this_thread::sleep_for(1ms);
+  }
+  auto took = secs(clk::now() - t0);
+  natsConnection_Destroy(pub);
+  return static_cast<double>(total) / took;
+}
+
+// natsvisor: `n` message-path subscriptions of one counting actor on one URL, all requested at
+// once by an event-based actor.
+subs_run subs_natsvisor(caf::actor_system& sys, const std::string& url,
+                        const std::vector<std::string>& subjects, uint64_t total) {
+  auto cfg = base_settings(url);
+  cfg.max_subscriptions = std::max<int>(cfg.max_subscriptions, static_cast<int>(subjects.size()) + 1);
+  natsvisor::connection_service svc{sys, cfg};
+  auto count = std::make_shared<std::atomic<uint64_t>>(0);
+  auto counter = sys.spawn([count](caf::event_based_actor*) -> caf::behavior {
+    return {[count](const natsvisor::nats_message&) {
+      count->fetch_add(1, std::memory_order_release);
+    }};
+  });
+  // Connected, with the reply subscription and a first message-path subscription.
+  if (!svc.subscribe("warm.up", counter) || !svc.health_check())
+    die("subs: warm-up failed");
+  subs_run out;
+  auto threads0 = task_count();
+  auto rss0 = proc_status_kb("VmRSS");
+  auto heap0 = heap_in_use();
+  auto n = subjects.size();
+  auto ok = run_in_actor(sys, [&](caf::event_based_actor* self, std::function<void(double)> done) {
+    auto left = std::make_shared<size_t>(n);
+    for (auto& subject : subjects)
+      natsvisor::request_subscribe(self, svc.actor(), subject, counter, {}, {}, 120s)
+        .then(
+          [=](uint64_t) {
+            if (--*left == 0)
+              done(1);
+          },
+          [=](caf::error& err) { die("subs: subscribe: " + natsvisor::describe(err)); });
+  });
+  if (ok != 1)
+    die("subs: subscribing failed");
+  out.threads = task_count() - threads0;
+  out.rss_bytes = static_cast<double>(proc_status_kb("VmRSS") - rss0) * 1024.0 / n;
+  out.heap_bytes = (heap_in_use() - heap0) / n;
+  out.msgs_per_s = deliver(url, subjects, total, *count);
+  // Everything delivered: every subscription's thread exists by now.
+  out.threads = std::max(out.threads, task_count() - threads0);
+  caf::anon_send_exit(counter, caf::exit_reason::user_shutdown);
+  return out;
+}
+
+void on_count(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+  static_cast<std::atomic<uint64_t>*>(closure)->fetch_add(1, std::memory_order_release);
+  natsMsg_Destroy(msg);
+}
+
+// Raw nats.c: the same subscriptions on one connection with the shared delivery pool, each
+// message counted in its callback.
+subs_run subs_raw(const std::string& url, const std::vector<std::string>& subjects,
+                  uint64_t total) {
+  natsOptions* o = nullptr;
+  check(natsOptions_Create(&o), "natsOptions_Create");
+  check(natsOptions_SetURL(o, url.c_str()), "natsOptions_SetURL");
+  check(nats_SetMessageDeliveryPoolSize(4), "nats_SetMessageDeliveryPoolSize");
+  check(natsOptions_UseGlobalMessageDelivery(o, true), "natsOptions_UseGlobalMessageDelivery");
+  natsConnection* nc = nullptr;
+  check(natsConnection_Connect(&nc, o), "natsConnection_Connect");
+  natsOptions_Destroy(o);
+  std::atomic<uint64_t> count{0};
+  std::vector<natsSubscription*> subs;
+  subs.reserve(subjects.size() + 1);
+  subs.push_back(nullptr);
+  check(natsConnection_Subscribe(&subs.back(), nc, "warm.up", on_count, &count), "subscribe");
+  subs_run out;
+  auto threads0 = task_count();
+  auto rss0 = proc_status_kb("VmRSS");
+  auto heap0 = heap_in_use();
+  for (auto& subject : subjects) {
+    subs.push_back(nullptr);
+    check(natsConnection_Subscribe(&subs.back(), nc, subject.c_str(), on_count, &count),
+          "subscribe");
+  }
+  check(natsConnection_FlushTimeout(nc, 10000), "flush");
+  auto n = subjects.size();
+  out.threads = task_count() - threads0;
+  out.rss_bytes = static_cast<double>(proc_status_kb("VmRSS") - rss0) * 1024.0 / n;
+  out.heap_bytes = (heap_in_use() - heap0) / n;
+  out.msgs_per_s = deliver(url, subjects, total, count);
+  out.threads = std::max(out.threads, task_count() - threads0);
+  for (auto* s : subs)
+    natsSubscription_Destroy(s);
+  natsConnection_Destroy(nc);
+  return out;
+}
+
+void bench_subs(caf::actor_system& sys, const options& opt, results& res) {
+  std::printf("[6/6] subscriptions\n");
+  std::fflush(stdout);
+  const int reps = 5;
+  const size_t n = 10000;
+  const uint64_t total = opt.quick ? 200000 : 1000000;
+  server_options no_js;
+  no_js.jetstream = false;
+  nats_server srv{no_js};
+  std::vector<std::string> subjects;
+  for (size_t i = 0; i < n; ++i)
+    subjects.push_back("bs." + std::to_string(i));
+  std::vector<subs_run> nv, raw;
+  for (int r = 0; r < reps; ++r) {
+    // Alternating, the raw run first every other round.
+    if (r % 2 == 1)
+      raw.push_back(subs_raw(srv.url(), subjects, total));
+    nv.push_back(subs_natsvisor(sys, srv.url(), subjects, total));
+    if (r % 2 == 0)
+      raw.push_back(subs_raw(srv.url(), subjects, total));
+  }
+  auto med = [](const std::vector<subs_run>& v, double subs_run::*f) {
+    std::vector<double> xs;
+    for (auto& x : v)
+      xs.push_back(x.*f);
+    return median(xs);
+  };
+  res.put("subscriptions.count", static_cast<double>(n), "subs");
+  res.put("subscriptions.messages", static_cast<double>(total), "msgs");
+  res.target("subscriptions.threads_10k", med(nv, &subs_run::threads), "threads",
+             med(nv, &subs_run::threads) < 16, "< 16 more threads for 10,000 subscriptions");
+  // RSS of the first repetition: later ones reuse the pages freed by the earlier ones.
+  res.put("subscriptions.bytes_per_sub", nv.front().rss_bytes, "B");
+  res.put("subscriptions.heap_bytes_per_sub", med(nv, &subs_run::heap_bytes), "B");
+  res.put("subscriptions.raw_threads_10k", med(raw, &subs_run::threads), "threads");
+  res.put("subscriptions.raw_bytes_per_sub", raw.front().rss_bytes, "B");
+  res.put("subscriptions.raw_heap_bytes_per_sub", med(raw, &subs_run::heap_bytes), "B");
+  auto mnv = med(nv, &subs_run::msgs_per_s);
+  auto mraw = med(raw, &subs_run::msgs_per_s);
+  res.put("subscriptions.delivery_msgs", mnv, "msgs/s");
+  res.put("subscriptions.raw_delivery_msgs", mraw, "msgs/s");
+  res.put("subscriptions.delivery_vs_raw", mnv / mraw, "x");
+  res.notes.push_back("subscriptions: bytes_per_sub is the RSS growth / 10,000 of the first "
+                      "repetition (later ones reuse freed pages); heap_bytes_per_sub is the "
+                      "allocator's in-use growth / 10,000, median of 5");
+}
+
+// ================================================================================================
 
 void write_json(const options& opt, const results& res, double seconds) {
   // Nested objects from the dotted names: {"get_connection": {"cached_ops": ...}, ...}.
@@ -1215,6 +1403,8 @@ int main(int argc, char** argv) {
       bench_recovery(sys, opt, res);
     if (want("scale"))
       bench_scale(sys, opt, res);
+    if (want("subs"))
+      bench_subs(sys, opt, res);
   }
   nats_Close();
   auto took = secs(clk::now() - started);

@@ -277,6 +277,18 @@ const std::vector<key_spec>& specs() {
     {{"max_subscriptions", "100000",
       "message-path subscriptions over all URLs; past it: overloaded"},
      int_key(NV_FIELD(max_subscriptions), 1, 10000000)},
+    {{"subscription_delivery_threads", "4",
+      "nats.c's shared threads delivering the messages of all message-path subscriptions "
+      "(process-wide, 1..256); 0: one thread per subscription"},
+     int_key(NV_FIELD(subscription_delivery_threads), 0, 256)},
+    {{"subscription_pending_messages", "65536",
+      "messages one subscription may hold that its subscriber has not consumed; past it they "
+      "are dropped and watchers get a slow_consumer event per episode"},
+     int_key(NV_FIELD(subscription_pending_messages), 1, 100000000)},
+    {{"subscription_pending_bytes", "67108864",
+      "bytes one subscription may hold that its subscriber has not consumed (see "
+      "subscription_pending_messages)"},
+     int_key(NV_FIELD(subscription_pending_bytes), 1, 1 << 30)},
     {{"max_control_line", "4096",
       "the servers' max_control_line in bytes: a longer PUB line (subject, reply, sizes) fails "
       "with invalid_subject before it is sent, instead of the server closing the connection"},

@@ -59,6 +59,14 @@ struct settings {
   int max_parked = 50000;          ///< parked requests and lease waiters per URL
   int max_in_flight = 100000;      ///< requests awaiting a reply per connection
   int max_subscriptions = 100000;  ///< message-path subscriptions over all URLs
+  /// Threads of nats.c's shared pool that deliver every message-path subscription's messages
+  /// (process-wide; the pool only grows). 0: one thread per subscription, nats.c's default.
+  int subscription_delivery_threads = 4;
+  /// What one message-path subscription may hold that its subscriber has not consumed yet
+  /// (in nats.c's queue, and handed over but not processed): past it messages are dropped and
+  /// watchers get one slow_consumer event per episode. nats.c's defaults.
+  int subscription_pending_messages = 65536;
+  int subscription_pending_bytes = 64 * 1024 * 1024;
   /// The servers' max_control_line (bytes): a message whose PUB line is longer fails with
   /// invalid_subject before it is sent (the server would close the connection).
   int max_control_line = 4096;

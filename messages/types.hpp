@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -222,12 +223,34 @@ struct nats_message {
   header_list headers;
   std::string payload;       ///< bytes
   uint64_t subscription = 0; ///< the id subscribe() returned; 0 for replies
+  /// Not sent anywhere (local actors only): counts the message against its subscription's
+  /// pending limits until its last copy is gone (subscription_pending_messages / _bytes).
+  std::shared_ptr<const void> credit;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, nats_message& x) {
   return f(caf::meta::type_name("nats_message"), x.subject, x.reply, x.headers, x.payload,
            x.subscription);
+}
+
+/// Sent to watchers when a message-path subscription's subscriber does not keep up: its
+/// pending limits (subscription_pending_messages / _bytes) are full and messages are dropped.
+/// Once per episode, not per dropped message; an episode ends when the subscriber has caught up
+/// to half the limits. The counts are of the subscription on its current connection.
+struct slow_consumer {
+  std::string url; ///< redacted
+  uint64_t subscription = 0;
+  std::string subject;
+  uint64_t dropped = 0;  ///< messages dropped so far, this episode's first included
+  uint64_t episodes = 0; ///< episodes so far, this one included
+  caf::timestamp at;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, slow_consumer& x) {
+  return f(caf::meta::type_name("slow_consumer"), x.url, x.subscription, x.subject, x.dropped,
+           x.episodes, x.at);
 }
 
 /// A JetStream acknowledgement: the message is stored.

@@ -72,9 +72,12 @@ void on_lame_duck(natsConnection*, void* closure) {
   notify("lame duck callback", closure, std::nullopt, lame_duck_atom_v);
 }
 
-void on_error(natsConnection*, natsSubscription*, natsStatus err, void* closure) {
-  // Only the status: the subscription pointer may be gone when the actor reads it.
-  notify("error callback", closure, std::nullopt, async_error_atom_v, static_cast<int32_t>(err));
+void on_error(natsConnection*, natsSubscription* sub, natsStatus err, void* closure) {
+  // The status and which subscription (0: none), as the pointer's value only: nats.c does not
+  // hold the subscription for this callback, so it may be freed already and is never read; the
+  // connection actor compares it with the subscriptions it holds.
+  notify("error callback", closure, std::nullopt, async_error_atom_v, static_cast<int32_t>(err),
+         static_cast<uint64_t>(reinterpret_cast<uintptr_t>(sub)));
 }
 
 } // namespace

@@ -92,12 +92,15 @@ std::string connection_name(const std::string& app_name, uint32_t slot, uint64_t
   return app_name + "/" + role + "/" + std::to_string(generation);
 }
 
-natsStatus use_shared_delivery(natsOptions* opts) {
+natsStatus use_shared_delivery(natsOptions* opts, int threads) {
   // A few threads serve every subscription of the process; nats.c grows the pool on demand up to
-  // this size. One thread per subscription would let 10,000 subscriptions cost 10,000 threads.
-  static const natsStatus pool = nats_SetMessageDeliveryPoolSize(4);
-  if (pool != NATS_OK)
-    return pool;
+  // this size (process-wide, never shrinking: the largest size any service asked for). One
+  // thread per subscription would let 10,000 subscriptions cost 10,000 threads. Each
+  // subscription stays on one thread, so its messages keep their order, and nats.c still runs
+  // its completion callback after its last delivery.
+  natsStatus s = nats_SetMessageDeliveryPoolSize(threads);
+  if (s != NATS_OK)
+    return s;
   return natsOptions_UseGlobalMessageDelivery(opts, true);
 }
 

@@ -36,7 +36,8 @@ caf::error check_credential_files(const settings& cfg, const std::string& url);
 std::string connection_name(const std::string& app_name, uint32_t slot, uint64_t generation);
 
 /// Makes nats.c deliver the messages of every subscription of a connection made with `opts` on
-/// a shared pool of threads instead of one thread per subscription (once per process).
-natsStatus use_shared_delivery(natsOptions* opts);
+/// its shared pool of threads (at least `threads` of them, process-wide) instead of one thread
+/// per subscription.
+natsStatus use_shared_delivery(natsOptions* opts, int threads);
 
 } // namespace natsvisor

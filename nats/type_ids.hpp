@@ -33,6 +33,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(natsvisor, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(natsvisor, (natsvisor::drop_reason))
   CAF_ADD_TYPE_ID(natsvisor, (natsvisor::publishes_dropped))
   CAF_ADD_TYPE_ID(natsvisor, (natsvisor::publish_status))
+  CAF_ADD_TYPE_ID(natsvisor, (natsvisor::slow_consumer))
 
   // Atom text: at most 10 characters in CAF 0.17. CAF defines close_atom, get_atom, ... in
   // namespace caf already; these live in namespace natsvisor.
@@ -75,6 +76,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(natsvisor, caf::first_custom_type_id)
   CAF_ADD_ATOM(natsvisor, natsvisor, conn_down_atom, "conn_down")
   CAF_ADD_ATOM(natsvisor, natsvisor, stats_atom, "stats")
   CAF_ADD_ATOM(natsvisor, natsvisor, bounce_atom, "bounce")
+  // A message-path subscription started a slow-consumer episode: (sub_slow, id) from its message
+  // handler to the connection actor, (sub_slow, id, dropped, episodes) on to the supervisor.
+  CAF_ADD_ATOM(natsvisor, natsvisor, sub_slow_atom, "sub_slow")
 
   // Supervisor -> connection actor: close the connection, answer what is in flight with the error.
   CAF_ADD_ATOM(natsvisor, natsvisor, stop_conn_atom, "stop_conn")

@@ -514,6 +514,19 @@ caf::message_handler from_children(self_ptr self) {
       // this stop_conn reaches it first.
       self->send(child, stop_conn_atom_v, err);
     },
+    [self](sub_slow_atom, uint64_t id, uint64_t dropped, uint64_t episodes) {
+      // Once per episode (the connection actor tells only its start): no message contents.
+      auto* r = self->state.subscriptions.find(id);
+      if (!r)
+        return; // unsubscribed meanwhile
+      auto url = redact(r->url);
+      log().warn("subscription {} to {} on {}: the subscriber does not keep up, messages past "
+                 "its pending limits are dropped ({} so far, episode {})",
+                 id, quote_subject(r->subject), url, dropped, episodes);
+      slow_consumer ev{std::move(url), id, r->subject, dropped, episodes, caf::make_timestamp()};
+      for (auto& w : self->state.watchers)
+        self->send(w, ev);
+    },
     [self, serving](stats_atom, uint64_t generation, traffic& t) {
       if (auto [e, index] = serving(generation); e)
         e->slots[index].current = t;

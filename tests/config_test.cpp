@@ -235,3 +235,31 @@ TEST_CASE("natsvisor's scheduler defaults apply unless set before or parsed afte
     CHECK(moderate(cfg) == 7);
   }
 }
+
+TEST_CASE("subscription delivery threads and pending limits are validated", "[config][bad-input]") {
+  auto d = parse_settings(caf::settings{}, no_env);
+  REQUIRE(d);
+  CHECK(d->subscription_delivery_threads == 4);
+  CHECK(d->subscription_pending_messages == 65536);
+  CHECK(d->subscription_pending_bytes == 64 * 1024 * 1024);
+  // 0: nats.c's one thread per subscription.
+  auto s = parse_settings(group({{"subscription_delivery_threads", caf::config_value{int64_t{0}}},
+                                 {"subscription_pending_messages", caf::config_value{int64_t{10}}},
+                                 {"subscription_pending_bytes", caf::config_value{int64_t{4096}}}}),
+                          no_env);
+  REQUIRE(s);
+  CHECK(s->subscription_delivery_threads == 0);
+  CHECK(s->subscription_pending_messages == 10);
+  CHECK(s->subscription_pending_bytes == 4096);
+  require_rejected(group({{"subscription_delivery_threads", caf::config_value{int64_t{-1}}}}),
+                   "subscription_delivery_threads");
+  require_rejected(group({{"subscription_delivery_threads", caf::config_value{int64_t{257}}}}),
+                   "subscription_delivery_threads");
+  require_rejected(group({{"subscription_pending_messages", caf::config_value{int64_t{0}}}}),
+                   "subscription_pending_messages");
+  require_rejected(group({{"subscription_pending_bytes", caf::config_value{int64_t{0}}}}),
+                   "subscription_pending_bytes");
+  require_rejected(
+    group({{"subscription_pending_bytes", caf::config_value{int64_t{int64_t{1} << 31}}}}),
+    "subscription_pending_bytes");
+}

@@ -1,0 +1,222 @@
+#include <catch2/catch.hpp>
+
+#include <dirent.h>
+
+#include <string>
+#include <vector>
+
+#include "nats_server.hpp"
+#include "service_fixture.hpp"
+
+#include "api/requests.hpp"
+
+using namespace natsvisor;
+using namespace natsvisor::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Threads of this process now (its /proc/self/task entries).
+size_t thread_count() {
+  size_t n = 0;
+  if (DIR* d = ::opendir("/proc/self/task")) {
+    while (auto* e = ::readdir(d))
+      if (e->d_name[0] != '.')
+        ++n;
+    ::closedir(d);
+  }
+  return n;
+}
+
+// Subscribes `subscriber` to `prefix`.0 .. `prefix`.<n-1> with all requests in flight at once
+// (one event-based actor sends them and counts the answers), so 10,000 cost no 10,000 round
+// trips in a row. Returns the ids by subject index; empty if any failed or the deadline passed.
+std::vector<uint64_t> subscribe_many(service_fixture& f, const std::string& prefix, size_t n,
+                                     const caf::actor& subscriber, caf::timespan deadline = 60s) {
+  caf::scoped_actor waiter{f.sys};
+  auto svc = f.svc->actor();
+  auto client = f.sys.spawn([=, reply_to = caf::actor{waiter}](caf::event_based_actor* self) {
+    auto ids = std::make_shared<std::vector<uint64_t>>(n, 0);
+    auto left = std::make_shared<size_t>(n);
+    auto failed = std::make_shared<bool>(false);
+    for (size_t i = 0; i < n; ++i)
+      request_subscribe(self, svc, prefix + "." + std::to_string(i), subscriber, {}, {}, deadline)
+        .then(
+          [=](uint64_t id) {
+            (*ids)[i] = id;
+            if (--*left == 0)
+              self->send(reply_to, *failed ? std::vector<uint64_t>{} : *ids);
+          },
+          [=](caf::error&) {
+            *failed = true;
+            if (--*left == 0)
+              self->send(reply_to, std::vector<uint64_t>{});
+          });
+  });
+  std::vector<uint64_t> out;
+  waiter->receive([&](std::vector<uint64_t>& ids) { out = std::move(ids); },
+                  caf::after(std::chrono::duration_cast<std::chrono::milliseconds>(deadline))
+                    >> [] { /* nop: nothing by the deadline */ });
+  caf::anon_send_exit(client, caf::exit_reason::user_shutdown);
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("10000 message-path subscriptions on one connection use a constant number of threads",
+          "[subscribe][scale]") {
+  nats_server server;
+  service_fixture f{fast_settings(server.url())};
+  caf::scoped_actor sub{f.sys};
+  // Connected, with the reply subscription and one message-path subscription made: whatever a
+  // connection needs once is there before counting.
+  REQUIRE(f.svc->subscribe("warm.up", sub));
+  REQUIRE(f.svc->health_check()->healthy);
+  auto before = thread_count();
+  constexpr size_t n = 10000;
+  auto ids = subscribe_many(f, "many", n, sub);
+  REQUIRE(ids.size() == n);
+  auto after = thread_count();
+  INFO("threads before " << before << ", after " << after << " subscriptions");
+  // One thread per subscription would add 10,000; nats.c's shared pool adds at most its size.
+  CHECK(after < before + 16);
+  auto st = f.status_of(server.url());
+  REQUIRE(st);
+  CHECK(st->subscriptions == n + 1);
+  // A sample of them receives: every 100th subject, each its own message.
+  for (size_t i = 0; i < n; i += 100)
+    REQUIRE_FALSE(f.svc->publish(outgoing{"many." + std::to_string(i), std::to_string(i), {}}));
+  std::vector<bool> got(n, false);
+  size_t received = 0;
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (received < n / 100 && std::chrono::steady_clock::now() < until) {
+    sub->receive(
+      [&](const nats_message& m) {
+        auto i = std::stoul(m.payload);
+        CHECK(m.subject == "many." + m.payload);
+        CHECK(m.subscription == ids[i]);
+        if (!got[i]) {
+          got[i] = true;
+          ++received;
+        }
+      },
+      caf::after(1s) >> [] { /* nop: the deadline is checked by the loop */ });
+  }
+  CHECK(received == n / 100);
+  CHECK(thread_count() < before + 16);
+}
+
+namespace {
+
+// Receives the next slow_consumer event in the fixture's watcher, or nothing by the deadline.
+std::optional<slow_consumer> next_slow_consumer(service_fixture& f, caf::timespan deadline) {
+  std::optional<slow_consumer> got;
+  f.watcher->receive([&](slow_consumer& ev) { got = std::move(ev); },
+                     caf::after(std::chrono::duration_cast<std::chrono::milliseconds>(deadline))
+                       >> [] { /* nop: nothing arrived */ });
+  return got;
+}
+
+// Takes every nats_message from `self`'s mailbox until none came for `quiet`; returns how many.
+size_t drain(caf::scoped_actor& self, caf::timespan quiet = 500ms) {
+  size_t n = 0;
+  for (bool more = true; more;)
+    self->receive([&](const nats_message&) { ++n; },
+                  caf::after(std::chrono::duration_cast<std::chrono::milliseconds>(quiet))
+                    >> [&] { more = false; });
+  return n;
+}
+
+packed_batch numbered(const std::string& subject, int n) {
+  packed_batch b;
+  b.subject = subject;
+  for (int i = 0; i < n; ++i)
+    b.add(std::to_string(i));
+  return b;
+}
+
+} // namespace
+
+TEST_CASE("a subscriber that does not keep up holds at most its pending limit and watchers get "
+          "one slow_consumer event per episode",
+          "[subscribe][slow]") {
+  nats_server server;
+  auto s = fast_settings(server.url());
+  s.subscription_pending_messages = 100;
+  s.subscription_delivery_threads = 4;
+  service_fixture f{s};
+  caf::scoped_actor slow{f.sys}; // takes nothing from its mailbox until the test drains it
+  caf::scoped_actor fast{f.sys};
+  caf::scoped_actor marker{f.sys};
+  auto slow_id = f.svc->subscribe("slow.x", slow);
+  auto fast_id = f.svc->subscribe("fast.x", fast);
+  REQUIRE(slow_id);
+  REQUIRE(fast_id);
+  // One marker subscription on each of nats.c's 4 delivery threads (it assigns them round
+  // robin): once every marker arrived, every thread has handed over or dropped everything the
+  // connection read before the markers, so a burst is over.
+  for (int i = 0; i < 4; ++i)
+    REQUIRE(f.svc->subscribe("mark." + std::to_string(i), marker));
+  auto settle = [&] {
+    for (int i = 0; i < 4; ++i)
+      REQUIRE_FALSE(f.svc->publish(outgoing{"mark." + std::to_string(i), "m", {}}));
+    size_t marks = 0;
+    for (bool more = true; more && marks < 4;)
+      marker->receive([&](const nats_message&) { ++marks; },
+                      caf::after(std::chrono::seconds(10)) >> [&] { more = false; });
+    REQUIRE(marks == 4);
+  };
+  auto n = f.svc->publish_batch(numbered("slow.x", 1000));
+  REQUIRE(n);
+  REQUIRE(*n == 1000);
+  auto ev = next_slow_consumer(f, 10s);
+  REQUIRE(ev);
+  CHECK(ev->subscription == *slow_id);
+  CHECK(ev->subject == "slow.x");
+  CHECK(ev->url == server.url());
+  CHECK(ev->episodes == 1);
+  CHECK(ev->dropped >= 1);
+  // The other subscription keeps receiving meanwhile.
+  REQUIRE_FALSE(f.svc->publish_confirmed(outgoing{"fast.x", "still here", {}}));
+  bool fast_got = false;
+  fast->receive([&](const nats_message& m) { fast_got = m.payload == "still here"; },
+                caf::after(std::chrono::seconds(5)) >> [] { /* nop: checked below */ });
+  CHECK(fast_got);
+  settle();
+  // The 900 drops were one episode: no second event for them.
+  CHECK_FALSE(next_slow_consumer(f, 300ms));
+  // Bounded: the slow subscriber holds exactly its limit, the rest was dropped (not 1000).
+  CHECK(drain(slow) == 100);
+  // Caught up (drained): messages flow again, and the next overflow is a new episode.
+  REQUIRE(f.svc->publish_batch(numbered("slow.x", 1000)));
+  auto again = next_slow_consumer(f, 10s);
+  REQUIRE(again);
+  CHECK(again->subscription == *slow_id);
+  CHECK(again->episodes == 2);
+  settle();
+  CHECK_FALSE(next_slow_consumer(f, 300ms));
+  CHECK(drain(slow) == 100);
+}
+
+TEST_CASE("subscription_delivery_threads 0 keeps nats.c's thread per subscription",
+          "[subscribe][scale]") {
+  nats_server server;
+  auto s = fast_settings(server.url());
+  s.subscription_delivery_threads = 0;
+  service_fixture f{s};
+  caf::scoped_actor sub{f.sys};
+  REQUIRE(f.svc->subscribe("warm.up", sub));
+  auto before = thread_count();
+  auto ids = subscribe_many(f, "own", 200, sub);
+  REQUIRE(ids.size() == 200);
+  auto right_after = thread_count();
+  bool grew = eventually([&] { return thread_count() >= before + 200; }, 5s);
+  INFO("threads before " << before << ", right after " << right_after << ", later " << thread_count());
+  CHECK(grew);
+  REQUIRE_FALSE(f.svc->publish(outgoing{"own.7", "x", {}}));
+  std::optional<nats_message> got;
+  sub->receive([&](nats_message& m) { got = std::move(m); },
+               caf::after(std::chrono::seconds(5)) >> [] { /* nop: checked below */ });
+  REQUIRE(got);
+  CHECK(got->subscription == ids[7]);
+}
