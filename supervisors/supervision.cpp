@@ -275,12 +275,15 @@ void report_overloaded(self_ptr self, url_entry& e) {
     self->send(w, ev);
 }
 
-// Sends a charged publish to `child`, which refunds it when it takes it; what it never takes is
-// refunded when it ends (its ledger).
-void hand_to_child(self_ptr self, const caf::actor& child, caf::response_promise& rp,
-                   caf::message msg, publish_cost cost) {
+// Sends a charged publish to the shared child, which refunds it when it takes it; what it never
+// takes is refunded when it ends (its ledger), or now if it has ended already.
+void hand_to_child(self_ptr self, url_entry& e, caf::response_promise& rp, caf::message msg,
+                   publish_cost cost) {
+  auto& child = e.slots[0].child;
   if (auto it = self->state.children.find(child.address()); it != self->state.children.end())
     it->second.ledger->handed(cost);
+  else
+    e.credit->refund(cost);
   rp.delegate(child, std::move(msg));
 }
 
@@ -298,7 +301,7 @@ void publish(self_ptr self, url_entry& e, held_publish p, bool returned) {
   if (takes_publishes(e)) {
     if (returned)
       e.credit->charge({messages, bytes});
-    hand_to_child(self, e.slots[0].child, p.promise, std::move(p.msg), {messages, bytes});
+    hand_to_child(self, e, p.promise, std::move(p.msg), {messages, bytes});
     return;
   }
   if (!returned) // held (bounded by the outbox) or dropped: off the way to nats.c
@@ -339,8 +342,7 @@ void resume_publishes(self_ptr self, url_entry& e) {
         log().info("{}: writing {} held publishes", x->url, held.size());
       for (auto& h : held) {
         x->credit->charge({h.messages, h.bytes}); // accepted once: charged without asking
-        hand_to_child(self, x->slots[0].child, h.item.promise, std::move(h.item.msg),
-                      {h.messages, h.bytes});
+        hand_to_child(self, *x, h.item.promise, std::move(h.item.msg), {h.messages, h.bytes});
       }
       x->over_bound_logged = false;
     }
