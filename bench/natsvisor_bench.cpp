@@ -1149,7 +1149,7 @@ void bench_overload(caf::actor_system& sys, const options& opt, results& res) {
     }
     uint64_t dropped = 0;
     if (auto st = svc->status())
-      for (auto& u : st->urls)
+      for (auto& u : *st)
         for (size_t i = 0; i < natsvisor::drop_reason_count; ++i)
           if (i != static_cast<size_t>(natsvisor::drop_reason::overloaded))
             dropped += u.publishes.dropped[i];

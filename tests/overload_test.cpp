@@ -166,3 +166,29 @@ TEST_CASE("a producer publishing through a publisher far faster than its connect
   CHECK(eventually([&] { return arrived.reached(accepted); }, 30s));
   CHECK(arrived.got == accepted);
 }
+
+TEST_CASE("the credit comes back when the connection is lost with publishes on their way",
+          "[overload]") {
+  nats_server srv{server_options{false, 0}};
+  std::optional<service_fixture> f;
+  auto proxy = std::make_unique<throttle_proxy>(srv.port(), 1u << 20);
+  f.emplace(overload_settings(proxy->url()));
+  REQUIRE(f->svc->get_connection());
+  caf::scoped_actor self{f->sys};
+  std::optional<publisher> pub;
+  self->request(f->svc->api(), 5s, publisher_atom_v, std::string{})
+    .receive([&](publisher& p) { pub = std::move(p); },
+             [](caf::error& err) { FAIL("publisher: " << describe(err)); });
+  REQUIRE(pub);
+  const std::string payload(payload_size, 'x');
+  uint64_t accepted = 0;
+  while (natsvisor::publish(self.ptr(), *pub, outgoing{"over.lost", payload, {}}))
+    ++accepted;
+  CHECK(accepted > 0);
+  CHECK(pub->credit->used().messages > 0);
+  proxy.reset(); // the link dies with publishes in nats.c, in the mailboxes and on their way
+  // Whatever became of them (written, held, handed back, dropped with the connection actor's
+  // end), nothing stays charged: the sender may publish again.
+  CHECK(eventually([&] { return pub->credit->used() == publish_cost{0, 0}; }, 30s));
+  CHECK(natsvisor::publish(self.ptr(), *pub, outgoing{"over.lost", payload, {}}));
+}
