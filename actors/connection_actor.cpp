@@ -670,6 +670,13 @@ caf::message_handler common(self_ptr self) {
   };
 }
 
+// A publish taken from the mailbox (to be written, failed or handed back): off the credit.
+template <class T>
+void settle(self_ptr self, const T& publish) {
+  if (self->state.ledger)
+    self->state.ledger->settle(cost_of(publish));
+}
+
 // Hands the current message-path request back to the supervisor with its requester's promise.
 void hand_back(self_ptr self) {
   auto rp = self->make_response_promise();
@@ -686,10 +693,22 @@ caf::result<T> bounce(self_ptr self) {
 // The message path while nothing can serve it (not connected yet, or nats.c gave up).
 caf::message_handler bouncing(self_ptr self) {
   return {
-    [self](pub_atom, const outgoing&) { return bounce<caf::unit_t>(self); },
-    [self](pub_atom, const std::vector<outgoing>&) { return bounce<uint64_t>(self); },
-    [self](pub_atom, const packed_batch&) { return bounce<uint64_t>(self); },
-    [self](pub_conf_atom, const outgoing&, caf::timespan) { return bounce<caf::unit_t>(self); },
+    [self](pub_atom, const outgoing& m) {
+      settle(self, m);
+      return bounce<caf::unit_t>(self);
+    },
+    [self](pub_atom, const std::vector<outgoing>& b) {
+      settle(self, b);
+      return bounce<uint64_t>(self);
+    },
+    [self](pub_atom, const packed_batch& b) {
+      settle(self, b);
+      return bounce<uint64_t>(self);
+    },
+    [self](pub_conf_atom, const outgoing& m, caf::timespan) {
+      settle(self, m);
+      return bounce<caf::unit_t>(self);
+    },
     [self](req_atom, const outgoing&, caf::timespan) { return bounce<nats_message>(self); },
     [self](js_pub_atom, const outgoing&, caf::timespan) { return bounce<js_ack>(self); },
     // Durable in the supervisor: subscribed again on the next connection.
@@ -788,12 +807,14 @@ caf::message_handler serving(self_ptr self) {
       return caf::delegated<health_result>{};
     },
     [self](pub_atom, const outgoing& m) -> caf::result<caf::unit_t> {
+      settle(self, m);
       if (auto not_written = write_publish(self, m))
         return std::move(*not_written);
       flush_if_idle(self);
       return caf::unit;
     },
     [self](pub_atom, const std::vector<outgoing>& batch) -> caf::result<uint64_t> {
+      settle(self, batch);
       if (hands_back_publishes(self))
         return bounce<uint64_t>(self);
       uint64_t sent = 0;
@@ -818,6 +839,7 @@ caf::message_handler serving(self_ptr self) {
       return sent;
     },
     [self](pub_atom, const packed_batch& batch) -> caf::result<uint64_t> {
+      settle(self, batch);
       if (hands_back_publishes(self))
         return bounce<uint64_t>(self);
       auto nc = self->state.core->nc;
@@ -851,6 +873,7 @@ caf::message_handler serving(self_ptr self) {
     },
     // Answered once the server has read it: a round trip through the own inbox after it.
     [self](pub_conf_atom, const outgoing& m, caf::timespan timeout) -> caf::result<caf::unit_t> {
+      settle(self, m);
       if (auto not_written = write_publish(self, m))
         return std::move(*not_written);
       auto rp = self->make_response_promise();
@@ -960,8 +983,10 @@ std::pair<natsStatus, std::string> connect_once(natsConnection** nc, natsOptions
 
 caf::behavior connection_actor(connection_actor_type* self, std::string key, uint64_t generation,
                                connection_role role, uint32_t slot, caf::actor supervisor,
-                               std::shared_ptr<const settings> cfg) {
+                               std::shared_ptr<const settings> cfg,
+                               std::shared_ptr<publish_ledger> ledger) {
   auto& st = self->state;
+  st.ledger = std::move(ledger);
   st.key = std::move(key);
   st.url = redact(st.key);
   st.generation = generation;

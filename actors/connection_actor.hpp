@@ -16,6 +16,7 @@
 
 #include "actors/direct_replies.hpp"
 #include "actors/request_table.hpp"
+#include "base/publish_credit.hpp"
 #include "base/time.hpp"
 #include "config/settings.hpp"
 #include "messages/types.hpp"
@@ -99,6 +100,8 @@ struct connection_actor_state {
   /// Unsubscribed while nats.c reconnected: unsubscribed in nats.c once it is back.
   std::vector<natsSubscription*> unsubscribe_later;
   traffic last_stats; ///< answers `stats` while nats.c may hold the connection's lock
+  /// Its part of the URL's credit: every publish it takes from its mailbox is refunded there.
+  std::shared_ptr<publish_ledger> ledger;
 
   static inline const char* name = "natsvisor.connection";
 };
@@ -138,8 +141,10 @@ using connection_actor_type = caf::stateful_actor<connection_actor_state>;
 /// subscriptions wait.
 ///
 /// `slot` only names the connection at the server (see nats/options.hpp's connection_name).
+/// `ledger`: where it refunds the publishes it takes (base/publish_credit.hpp).
 caf::behavior connection_actor(connection_actor_type* self, std::string key, uint64_t generation,
                                connection_role role, uint32_t slot, caf::actor supervisor,
-                               std::shared_ptr<const settings> cfg);
+                               std::shared_ptr<const settings> cfg,
+                               std::shared_ptr<publish_ledger> ledger);
 
 } // namespace natsvisor

@@ -74,7 +74,7 @@ const family families[] = {
 
 const drop_reason all_reasons[] = {drop_reason::over_bound, drop_reason::gave_up,
                                    drop_reason::closed, drop_reason::stopped,
-                                   drop_reason::timeout};
+                                   drop_reason::timeout, drop_reason::overloaded};
 
 const connection_state all_states[] = {
   connection_state::connecting, connection_state::reconnecting, connection_state::connected,

@@ -54,6 +54,8 @@ using connection_api = service_api::extend<
   caf::replies_to<pub_atom, std::string, packed_batch>::with<uint64_t>,
   // Answered once the server has read the message (a round trip after it), within the timespan.
   caf::replies_to<pub_conf_atom, std::string, outgoing, caf::timespan>::with<void>,
+  // A publisher: publishes through it charge the URL's credit first (api/requests.hpp).
+  caf::replies_to<publisher_atom, std::string>::with<publisher>,
   caf::replies_to<req_atom, std::string, outgoing, caf::timespan>::with<nats_message>,
   caf::replies_to<js_pub_atom, std::string, outgoing, caf::timespan>::with<js_ack>,
   // Subject, queue group (may be empty), subscriber; answered with the subscription's id.

@@ -120,6 +120,76 @@ void publish(Self* self, const Handle& svc, outgoing msg, std::string url = {}) 
   self->send(svc, pub_atom_v, std::move(url), std::move(msg));
 }
 
+// -- publishes with credit (base/publish_credit.hpp) ------------------------------------------
+//
+// A producer that may publish faster than its connection drains asks once for a publisher; each
+// publish through it charges the URL's credit (publish_credit_messages / _bytes) before it is
+// sent, and is refunded once the connection actor took it. Past the bound nothing is sent: a
+// fire-and-forget publish returns false, an awaited one is answered errc::overloaded. So the
+// mailboxes on the way to nats.c stay bounded however fast the producer is.
+//
+//   natsvisor::request_publisher(self, svc).then([=](natsvisor::publisher pub) {
+//     if (!natsvisor::publish(self, pub, msg)) { /* overloaded: slow down, retry later */ }
+//   });
+
+/// Answered with the publisher of `url` (empty: the configured default).
+template <class Self, class Handle>
+auto request_publisher(Self* self, const Handle& svc, std::string url = {},
+                       caf::timespan deadline = default_request_deadline) {
+  return self->request(svc, deadline, publisher_atom_v, std::move(url));
+}
+
+/// Fire and forget with credit: false (and nothing sent) when the URL is overloaded.
+template <class Self>
+bool publish(Self* self, const publisher& pub, outgoing msg) {
+  if (!pub.credit->try_charge(cost_of(msg)))
+    return false;
+  self->send(pub.svc, pub_atom_v, pub.url, std::move(msg), charged_atom_v);
+  return true;
+}
+
+namespace detail {
+
+// An awaited publish with credit: sent charged, or (overloaded) a tiny request answered with
+// errc::overloaded at once, so the caller handles both alike.
+template <class Self, class Atom, class T, class... Ts>
+auto charged_request(Self* self, const publisher& pub, caf::timespan deadline, Atom op, T x,
+                     Ts... xs) {
+  if (!pub.credit->try_charge(cost_of(x)))
+    return self->request(pub.svc, deadline, overloaded_atom_v, pub.url);
+  return self->request(pub.svc, deadline, op, pub.url, std::move(x), xs..., charged_atom_v);
+}
+
+} // namespace detail
+
+/// As request_publish, with credit: errc::overloaded (nothing sent) past the bound.
+template <class Self>
+auto request_publish(Self* self, const publisher& pub, outgoing msg,
+                     caf::timespan deadline = default_request_deadline) {
+  return detail::charged_request(self, pub, deadline, pub_atom_v, std::move(msg));
+}
+
+/// As request_publish_confirmed, with credit: errc::overloaded (nothing sent) past the bound.
+template <class Self>
+auto request_publish_confirmed(Self* self, const publisher& pub, outgoing msg,
+                               caf::timespan timeout = std::chrono::seconds(5)) {
+  return detail::charged_request(self, pub, timeout + default_request_deadline, pub_conf_atom_v,
+                                 std::move(msg), timeout);
+}
+
+/// As request_publish_batch, with credit (the whole batch is charged or refused).
+template <class Self>
+auto request_publish_batch(Self* self, const publisher& pub, std::vector<outgoing> batch,
+                           caf::timespan deadline = default_request_deadline) {
+  return detail::charged_request(self, pub, deadline, pub_atom_v, std::move(batch));
+}
+
+template <class Self>
+auto request_publish_batch(Self* self, const publisher& pub, packed_batch batch,
+                           caf::timespan deadline = default_request_deadline) {
+  return detail::charged_request(self, pub, deadline, pub_atom_v, std::move(batch));
+}
+
 /// A request/reply through NATS; answered with the reply (a nats_message), or
 /// errc::no_responders / errc::timeout.
 template <class Self, class Handle>

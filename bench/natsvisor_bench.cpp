@@ -40,6 +40,7 @@
 #include "config/settings.hpp"
 #include "nats/type_ids.hpp"
 #include "nats_server.hpp"
+#include "throttle_proxy.hpp"
 
 namespace {
 
@@ -1110,6 +1111,140 @@ void bench_scale(caf::actor_system& sys, const options& opt, results& res) {
   res.put("scale.peak_rss_mb", proc_status_kb("VmHWM") / 1024.0, "MB");
 }
 
+// A producer publishing 10x faster than its connection drains: a real nats-server behind a
+// loopback proxy forwarding at a fixed byte rate (tests/support/throttle_proxy.hpp). The
+// mailboxes between the producer and nats.c are bounded by the URL's credit, the outbox by its
+// own bound; the producer is told (publish returns false) instead of the memory growing.
+// Reported: peak VmRSS during the run, the configured limit (credit + outbox bytes), and how
+// many publishes were accepted, told overloaded, dropped, and arrived at the server. Then the
+// same with the plain fire-and-forget API (charged at the supervisor's door, told by events).
+void bench_overload(caf::actor_system& sys, const options& opt, results& res) {
+  std::printf("[+] overload\n");
+  std::fflush(stdout);
+  using natsvisor::testing::rss_sampler;
+  const uint64_t drain = 8u << 20; // bytes/s through the proxy
+  const double factor = 10.0;      // the producer offers this many times the drain rate
+  const size_t size = 1024;
+  const auto duration = opt.quick ? 3s : 6s;
+  nats_server srv{server_options{false, 0}};
+  auto cfg = base_settings("");
+  auto limit_bytes = static_cast<double>(cfg.publish_credit_bytes + cfg.publish_buffer_bytes);
+  res.put("overload.buffer_limit_mb", limit_bytes / (1024.0 * 1024.0), "MB");
+  res.numbers["overload.drain_bytes_per_s"] = static_cast<double>(drain);
+  res.numbers["overload.offered_factor"] = factor;
+  auto run = [&](const std::string& prefix, bool with_publisher) {
+    // Counts what the server delivers, on a connection that bypasses the proxy.
+    natsConnection* counter = raw_connect(srv.url());
+    natsSubscription* sub = nullptr;
+    check(natsConnection_SubscribeSync(&sub, counter, "bench.over"), "subscribe");
+    check(natsSubscription_SetPendingLimits(sub, -1, -1), "pending limits");
+    check(natsConnection_Flush(counter), "flush");
+    // Drained as they come, so that they do not pile up in this process's memory.
+    std::atomic<uint64_t> arrived{0};
+    std::atomic<bool> counting{true};
+    std::thread drainer([&] {
+      while (counting) {
+        natsMsg* msg = nullptr;
+        if (natsSubscription_NextMsg(&msg, sub, 50) == NATS_OK) {
+          natsMsg_Destroy(msg);
+          ++arrived;
+        }
+      }
+    });
+    auto proxy = std::make_unique<natsvisor::testing::throttle_proxy>(srv.port(), drain);
+    auto s = base_settings(proxy->url());
+    s.nats.ping_interval = 60s; // PINGs queue behind the data on the slow link
+    s.nats.max_pings_out = 10;
+    auto svc = std::make_unique<natsvisor::connection_service>(sys, s);
+    if (!svc->get_connection())
+      die("overload: no connection through the proxy");
+    caf::scoped_actor self{sys};
+    caf::actor sup = caf::actor_cast<caf::actor>(svc->api());
+    natsvisor::publisher pub;
+    self->request(svc->api(), 5s, natsvisor::publisher_atom_v, std::string{})
+      .receive([&](natsvisor::publisher& p) { pub = std::move(p); },
+               [](caf::error& err) { die("publisher: " + natsvisor::describe(err)); });
+    uint64_t told_events = 0;
+    if (!with_publisher)
+      self->send(sup, natsvisor::watch_atom_v, caf::actor_cast<caf::actor>(self));
+    const std::string payload(size, 'x');
+    auto rss0 = proc_status_kb("VmRSS");
+    uint64_t attempts = 0, accepted = 0, refused = 0;
+    long peak_kb = 0;
+    {
+      rss_sampler rss;
+      // Paced in 1 ms slices at `factor` times the drain rate.
+      const double per_ms = factor * static_cast<double>(drain) / static_cast<double>(size) / 1000;
+      auto t0 = clk::now();
+      for (int ms = 1; clk::now() - t0 < duration; ++ms) {
+        auto due = static_cast<uint64_t>(per_ms * ms);
+        for (; attempts < due; ++attempts) {
+          natsvisor::outgoing m{"bench.over", payload, {}};
+          if (!with_publisher)
+            natsvisor::publish(self.ptr(), sup, std::move(m));
+          else if (natsvisor::publish(self.ptr(), pub, std::move(m)))
+            ++accepted;
+          else
+            ++refused;
+        }
+        std::this_thread::sleep_until(t0 + std::chrono::milliseconds(ms));
+      }
+      // Until the credit drained (everything accepted handed to nats.c or the outbox).
+      auto until = clk::now() + 60s;
+      while (pub.credit->used().messages > 0 && clk::now() < until)
+        std::this_thread::sleep_for(10ms);
+      peak_kb = rss.peak_kb();
+    }
+    if (!with_publisher) {
+      bool more = true;
+      while (more)
+        self->receive([&](natsvisor::publishes_dropped& ev) { told_events += ev.messages; },
+                      [](natsvisor::state_changed&) {},
+                      caf::after(300ms) >> [&] { more = false; });
+      refused = told_events;
+      accepted = attempts - refused;
+    }
+    uint64_t dropped = 0;
+    if (auto st = svc->status())
+      for (auto& u : *st)
+        for (size_t i = 0; i < natsvisor::drop_reason_count; ++i)
+          if (i != static_cast<size_t>(natsvisor::drop_reason::overloaded))
+            dropped += u.publishes.dropped[i];
+    // Everything accepted must arrive (at the drain rate): the fate of every publish is known.
+    auto until = clk::now() + 120s;
+    while (arrived < accepted - dropped && clk::now() < until)
+      std::this_thread::sleep_for(10ms);
+    counting = false;
+    drainer.join();
+    proxy.reset(); // before the service: a write blocked on the slow link fails at once
+    svc.reset();
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(counter);
+    res.put(prefix + "peak_rss_mb", peak_kb / 1024.0, "MB");
+    res.put(prefix + "rss_growth_mb", (peak_kb - rss0) / 1024.0, "MB");
+    res.numbers[prefix + "attempts"] = static_cast<double>(attempts);
+    res.numbers[prefix + "accepted"] = static_cast<double>(accepted);
+    res.numbers[prefix + "overloaded"] = static_cast<double>(refused);
+    res.numbers[prefix + "dropped"] = static_cast<double>(dropped);
+    res.numbers[prefix + "arrived"] = static_cast<double>(arrived.load());
+    std::printf("  %s: attempts %llu accepted %llu overloaded %llu dropped %llu arrived %llu, "
+                "peak RSS %.1f MB (+%.1f MB)\n",
+                with_publisher ? "publisher" : "plain fire-and-forget",
+                static_cast<unsigned long long>(attempts), static_cast<unsigned long long>(accepted),
+                static_cast<unsigned long long>(refused), static_cast<unsigned long long>(dropped),
+                static_cast<unsigned long long>(arrived.load()), peak_kb / 1024.0,
+                (peak_kb - rss0) / 1024.0);
+    if (arrived + dropped != accepted)
+      die("overload: " + std::to_string(accepted - dropped - arrived)
+          + " accepted publishes neither arrived nor were reported dropped");
+    return (peak_kb - rss0) / 1024.0;
+  };
+  auto growth = run("overload.", true);
+  res.target("overload.rss_growth_vs_limit", growth / (limit_bytes / (1024.0 * 1024.0)), "x",
+             growth <= limit_bytes / (1024.0 * 1024.0) + 16, "growth <= limit + 16 MB");
+  run("overload.plain_", false);
+}
+
 // ================================================================================================
 // 6. Subscriptions at scale
 // ================================================================================================
@@ -1405,6 +1540,8 @@ int main(int argc, char** argv) {
       bench_scale(sys, opt, res);
     if (want("subs"))
       bench_subs(sys, opt, res);
+    if (want("overload"))
+      bench_overload(sys, opt, res);
   }
   nats_Close();
   auto took = secs(clk::now() - started);

@@ -301,6 +301,15 @@ const std::vector<key_spec>& specs() {
       "bytes (subject, payload, headers) of the publishes one URL holds while it has no "
       "connection; past it: dropped, sender told"},
      int_key(NV_FIELD(publish_buffer_bytes), 1, 1 << 30)},
+    {{"publish_credit_messages", "100000",
+      "message-path publishes of one URL on their way to nats.c (in the mailboxes of the "
+      "supervisor and the connection actor); past it a publish is refused at once with "
+      "overloaded (a publisher's publish returns false, an awaited one gets the error)"},
+     int_key(NV_FIELD(publish_credit_messages), 1, 100000000)},
+    {{"publish_credit_bytes", "8388608",
+      "bytes (subject, payload, headers) of the publishes of one URL on their way to nats.c; "
+      "past it: overloaded"},
+     int_key(NV_FIELD(publish_credit_bytes), 1, 1 << 30)},
     {{"nats_max_reconnect", "60",
       "nats.c's reconnect attempts inside one connection before it closes for good"},
      int_key(NV_FIELD(nats.max_reconnect), 0, 1000000)},

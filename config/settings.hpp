@@ -73,6 +73,10 @@ struct settings {
   /// Message-path publishes one URL holds while it has no connection (messages, bytes).
   int publish_buffer_messages = 100000;
   int publish_buffer_bytes = 8 * 1024 * 1024;
+  /// The message path's credit per URL (base/publish_credit.hpp): publishes on their way
+  /// between their senders and nats.c; past it a sender is told overloaded.
+  int publish_credit_messages = 100000;
+  int publish_credit_bytes = 8 * 1024 * 1024;
   nats_options nats;
   // TLS and credentials (also from NATS_USER, NATS_PASSWORD, NATS_TOKEN, NATS_CREDS). TLS is
   // required when `tls` is set or any server of the URL is tls://.

@@ -22,6 +22,7 @@ const char* to_string(drop_reason x) {
     case drop_reason::closed: return "closed";
     case drop_reason::stopped: return "stopped";
     case drop_reason::timeout: return "timeout";
+    case drop_reason::overloaded: return "overloaded";
   }
   return "unknown";
 }

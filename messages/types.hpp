@@ -106,9 +106,10 @@ enum class drop_reason : uint8_t {
   closed,     ///< the URL was closed on request
   stopped,    ///< the connection service stopped
   timeout,    ///< an awaited publish not written within request_timeout (fire and forget: never)
+  overloaded, ///< the URL's credit was used up (publish_credit_*): its connection lags behind
 };
 
-constexpr size_t drop_reason_count = 5;
+constexpr size_t drop_reason_count = 6;
 
 const char* to_string(drop_reason x);
 

@@ -4,6 +4,7 @@
 
 #include "caf/all.hpp"
 
+#include "base/publish_credit.hpp"
 #include "messages/errors.hpp"
 #include "nats/handles.hpp"
 #include "messages/types.hpp"
@@ -34,6 +35,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(natsvisor, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(natsvisor, (natsvisor::publishes_dropped))
   CAF_ADD_TYPE_ID(natsvisor, (natsvisor::publish_status))
   CAF_ADD_TYPE_ID(natsvisor, (natsvisor::slow_consumer))
+  CAF_ADD_TYPE_ID(natsvisor, (natsvisor::publisher))
 
   // Atom text: at most 10 characters in CAF 0.17. CAF defines close_atom, get_atom, ... in
   // namespace caf already; these live in namespace natsvisor.
@@ -65,6 +67,12 @@ CAF_BEGIN_TYPE_ID_BLOCK(natsvisor, caf::first_custom_type_id)
   CAF_ADD_ATOM(natsvisor, natsvisor, req_to_atom, "req_to")
   // A publish answered once the server has read it (a round trip after it).
   CAF_ADD_ATOM(natsvisor, natsvisor, pub_conf_atom, "pub_conf")
+  // Publishes with credit (base/publish_credit.hpp): (publisher, url) -> publisher; a publish
+  // its sender charged already carries `charged` last; (overloaded, url) -> errc::overloaded,
+  // the answer to an awaited publish whose charge was refused.
+  CAF_ADD_ATOM(natsvisor, natsvisor, publisher_atom, "publisher")
+  CAF_ADD_ATOM(natsvisor, natsvisor, charged_atom, "charged")
+  CAF_ADD_ATOM(natsvisor, natsvisor, overloaded_atom, "overloaded")
 
   // The JetStream pull consumer.
   CAF_ADD_ATOM(natsvisor, natsvisor, ensure_atom, "ensure")

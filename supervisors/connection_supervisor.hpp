@@ -16,6 +16,7 @@
 #include "caf/stateful_actor.hpp"
 
 #include "base/deadline_table.hpp"
+#include "base/publish_credit.hpp"
 #include "config/settings.hpp"
 #include "nats/handles.hpp"
 #include "supervisors/connection_slot.hpp"
@@ -95,6 +96,12 @@ struct url_entry {
   bool resuming = false;
   uint64_t resume_token = 0;
   bool over_bound_logged = false; ///< one warning per filling of the buffer
+  /// The message path's credit (base/publish_credit.hpp); senders' publishers share it.
+  std::shared_ptr<publish_credit> credit;
+  bool overloaded_logged = false; ///< one warning per overload
+  /// Fire-and-forget publishes refused for credit, not yet reported to watchers (one event per
+  /// sweep, not one per publish: an overload must not flood the watchers' mailboxes).
+  publish_cost overload_unreported;
   std::string gave_up_reason; ///< the URL gave up (until reset): requests fail at once
   errc gave_up_code = errc::gave_up; ///< ... with this code (a permanent failure's own)
   bool closing = false;
@@ -110,10 +117,13 @@ struct supervisor_state {
     std::string key;
     uint32_t index;
     uint64_t generation;
+    std::shared_ptr<publish_ledger> ledger; ///< its part of the URL's credit
   };
   std::shared_ptr<const settings> cfg;
   std::map<std::string, url_entry> urls;
   std::map<caf::actor_addr, child_ref> children;
+  /// Each URL's credit, kept for good: publishers hold it across closes of their URL.
+  std::map<std::string, std::shared_ptr<publish_credit>> credits;
   /// Generations URLs reached before they were closed and forgotten (shared, highest pooled),
   /// so a URL opened again continues counting. Bounded: the oldest are dropped past the bound.
   std::map<std::string, std::pair<uint64_t, uint64_t>> past_generations;

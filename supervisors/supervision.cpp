@@ -58,7 +58,19 @@ caf::expected<url_entry*> entry_for(self_ptr self, const std::string& url) {
     generations = it->second;
     st.past_generations.erase(it);
   }
-  return &st.urls.try_emplace(key, key, *st.cfg, generations).first->second;
+  auto& e = st.urls.try_emplace(key, key, *st.cfg, generations).first->second;
+  e.credit = credit_of(self, key);
+  return &e;
+}
+
+std::shared_ptr<publish_credit> credit_of(self_ptr self, const std::string& key) {
+  auto& st = self->state;
+  auto& c = st.credits[key];
+  if (!c)
+    c = std::make_shared<publish_credit>(
+      publish_cost{static_cast<uint64_t>(st.cfg->publish_credit_messages),
+                   static_cast<uint64_t>(st.cfg->publish_credit_bytes)});
+  return c;
 }
 
 caf::error gave_up_error(const url_entry& e) {
@@ -156,29 +168,16 @@ bool is_publish(const caf::message& m) {
   return m.size() >= 2 && (m.match_element<pub_atom>(0) || m.match_element<pub_conf_atom>(0));
 }
 
-uint64_t bytes_of(const outgoing& m) {
-  uint64_t n = m.subject.size() + m.payload.size();
-  for (auto& [k, v] : m.headers)
-    n += k.size() + v.size();
-  return n;
-}
-
-// Messages and bytes of a publish, as the outbox's bounds count them.
+// Messages and bytes of a publish, as the outbox's bounds and the credit count them.
 std::pair<uint64_t, uint64_t> publish_size(const caf::message& m) {
+  publish_cost c{1, 0};
   if (m.match_element<outgoing>(1))
-    return {1, bytes_of(m.get_as<outgoing>(1))};
-  if (m.match_element<std::vector<outgoing>>(1)) {
-    auto& batch = m.get_as<std::vector<outgoing>>(1);
-    uint64_t bytes = 0;
-    for (auto& x : batch)
-      bytes += bytes_of(x);
-    return {batch.size(), bytes};
-  }
-  if (m.match_element<packed_batch>(1)) {
-    auto& batch = m.get_as<packed_batch>(1);
-    return {batch.size(), batch.data.size() + batch.subject.size() * batch.size()};
-  }
-  return {1, 0};
+    c = cost_of(m.get_as<outgoing>(1));
+  else if (m.match_element<std::vector<outgoing>>(1))
+    c = cost_of(m.get_as<std::vector<outgoing>>(1));
+  else if (m.match_element<packed_batch>(1))
+    c = cost_of(m.get_as<packed_batch>(1));
+  return {c.messages, c.bytes};
 }
 
 std::string drop_detail(self_ptr self, const url_entry& e, drop_reason reason) {
@@ -197,6 +196,7 @@ std::string drop_detail(self_ptr self, const url_entry& e, drop_reason reason) {
       return "not written within request_timeout ("
              + std::to_string(to_ms(cfg.request_timeout)) + " ms), state "
              + to_string(e.slots[0].machine.state());
+    case drop_reason::overloaded: return overload_detail(*e.credit);
   }
   return {};
 }
@@ -251,6 +251,56 @@ void refuse_publish(self_ptr self, url_entry& e, held_publish p, caf::error err)
   report_dropped(self, e, reason, std::move(one), std::move(err));
 }
 
+std::string overload_detail(const publish_credit& c) {
+  auto used = c.used();
+  auto limit = c.limit();
+  return std::to_string(used.messages) + " messages (" + std::to_string(used.bytes)
+         + " bytes) of this URL are on their way to nats.c (publish_credit_messages "
+         + std::to_string(limit.messages) + ", publish_credit_bytes " + std::to_string(limit.bytes)
+         + "): its connection lags behind";
+}
+
+// How long fire-and-forget publishes refused for credit are summed up before watchers hear.
+constexpr auto overload_report_delay = std::chrono::milliseconds(10);
+
+// A publish that arrived uncharged and finds the credit used up: its sender is told at once
+// (awaited: errc::overloaded; fire and forget: a publishes_dropped event with the counts within
+// overload_report_delay; one warning per overload), so no mailbox downstream grows.
+void refuse_overloaded(self_ptr self, url_entry& e, held_publish p) {
+  if (!p.promise.async()) {
+    p.promise.deliver(make_error(errc::overloaded, overload_detail(*e.credit), e.url));
+    return;
+  }
+  auto [messages, bytes] = publish_size(p.msg);
+  if (!std::exchange(e.overloaded_logged, true))
+    log().warn("{}: fire-and-forget publishes refused: {}", e.url, overload_detail(*e.credit));
+  if (e.overload_unreported.messages == 0)
+    self->delayed_send(self, overload_report_delay, sweep_atom_v, e.key);
+  e.overload_unreported += {messages, bytes};
+}
+
+void report_overloaded(self_ptr self, url_entry& e) {
+  auto n = std::exchange(e.overload_unreported, {});
+  if (n.messages == 0)
+    return;
+  publishes_dropped ev{e.url, drop_reason::overloaded, n.messages, n.bytes, e.credit->refused(),
+                       caf::make_timestamp()};
+  for (auto& w : self->state.watchers)
+    self->send(w, ev);
+}
+
+// Sends a charged publish to the shared child, which refunds it when it takes it; what it never
+// takes is refunded when it ends (its ledger), or now if it has ended already.
+void hand_to_child(self_ptr self, url_entry& e, caf::response_promise& rp, caf::message msg,
+                   publish_cost cost) {
+  auto& child = e.slots[0].child;
+  if (auto it = self->state.children.find(child.address()); it != self->state.children.end())
+    it->second.ledger->handed(cost);
+  else
+    e.credit->refund(cost);
+  rp.delegate(child, std::move(msg));
+}
+
 // The shared connection writes publishes now: connected, resumed, and nothing older is held.
 bool takes_publishes(const url_entry& e) {
   auto& s = e.slots[0];
@@ -259,11 +309,17 @@ bool takes_publishes(const url_entry& e) {
 }
 
 void publish(self_ptr self, url_entry& e, held_publish p, bool returned) {
+  auto [messages, bytes] = publish_size(p.msg);
+  // A fresh publish is charged (by its sender or at the door); one handed back was refunded by
+  // the connection actor that took it, and is accepted already: charged without asking.
   if (takes_publishes(e)) {
-    p.promise.delegate(e.slots[0].child, std::move(p.msg));
+    if (returned)
+      e.credit->charge({messages, bytes});
+    hand_to_child(self, e, p.promise, std::move(p.msg), {messages, bytes});
     return;
   }
-  auto [messages, bytes] = publish_size(p.msg);
+  if (!returned) // held (bounded by the outbox) or dropped: off the way to nats.c
+    e.credit->refund({messages, bytes});
   // A sender awaiting the answer gets it within request_timeout, like a parked request.
   std::optional<steady_time> deadline;
   if (!p.promise.async())
@@ -298,8 +354,10 @@ void resume_publishes(self_ptr self, url_entry& e) {
       auto held = x->outbox.take_all();
       if (!held.empty())
         log().info("{}: writing {} held publishes", x->url, held.size());
-      for (auto& h : held)
-        h.item.promise.delegate(x->slots[0].child, std::move(h.item.msg));
+      for (auto& h : held) {
+        x->credit->charge({h.messages, h.bytes}); // accepted once: charged without asking
+        hand_to_child(self, *x, h.item.promise, std::move(h.item.msg), {h.messages, h.bytes});
+      }
       x->over_bound_logged = false;
     }
   };
@@ -359,6 +417,7 @@ bool all_closed(const url_entry& e) {
 
 bool idle(const url_entry& e) {
   return !e.closing && all_closed(e) && e.parked.empty() && e.outbox.empty()
+         && e.overload_unreported.messages == 0
          && e.pool.waiting() == 0 && e.pool.active() == 0 && e.active_scopes == 0;
 }
 
@@ -454,10 +513,12 @@ void notify(self_ptr self, url_entry& e, uint32_t index, const slot_action::noti
 
 caf::actor spawn_child(self_ptr self, url_entry& e, uint32_t index, uint64_t generation) {
   auto role = index == 0 ? connection_role::shared : connection_role::pooled;
+  auto ledger = std::make_shared<publish_ledger>(e.credit);
   auto child = self->spawn<caf::detached>(connection_actor, e.key, generation, role, index,
-                                          caf::actor_cast<caf::actor>(self), self->state.cfg);
+                                          caf::actor_cast<caf::actor>(self), self->state.cfg,
+                                          ledger);
   self->monitor(child);
-  self->state.children[child.address()] = {e.key, index, generation};
+  self->state.children[child.address()] = {e.key, index, generation, std::move(ledger)};
   return child;
 }
 
@@ -599,6 +660,7 @@ void close_entry(self_ptr self, url_entry& e, caf::error reason) {
   fail_parked(e, e.stop_reason);
   fail_waiters(e, e.stop_reason);
   drop_publishes(self, e, self->state.shutting_down ? drop_reason::stopped : drop_reason::closed);
+  report_overloaded(self, e);
   for (uint32_t i = 0; i < e.slots.size(); ++i)
     apply(self, e, i, slot_event::close{});
   finish_close_if_done(self, e);
@@ -629,6 +691,7 @@ void on_down(self_ptr self, caf::down_msg& msg) {
   if (auto it = st.children.find(msg.source); it != st.children.end()) {
     auto ref = std::move(it->second);
     st.children.erase(it);
+    ref.ledger->close(); // what its mailbox still held when it ended
     // A child that reported its failure (conn_down) is no news here: the slot ignores it.
     if (auto* e = find_entry(self, ref.key))
       child_ended(self, *e, ref.index, ref.generation, msg.reason);
@@ -679,6 +742,8 @@ url_status status_of(const url_entry& e) {
   out.publishes.replayed = e.outbox.replayed();
   for (size_t i = 0; i < drop_reason_count; ++i)
     out.publishes.dropped[i] = e.outbox.dropped(static_cast<drop_reason>(i));
+  // Refused for credit, by senders' publishers and at the door alike.
+  out.publishes.dropped[static_cast<size_t>(drop_reason::overloaded)] = e.credit->refused();
   return out;
 }
 

@@ -20,6 +20,8 @@ url_entry* find_entry(self_ptr self, const std::string& key);
 const std::string& key_of(self_ptr self, const std::string& url);
 caf::expected<url_entry*> entry_for(self_ptr self, const std::string& url);
 caf::error gave_up_error(const url_entry& e);
+/// The message path's credit of `key` (made on first use, kept for good).
+std::shared_ptr<publish_credit> credit_of(self_ptr self, const std::string& key);
 
 void answer(self_ptr self, url_entry& e, parked_request& r);
 void refuse(const url_entry& e, parked_request& r, caf::error err);
@@ -56,12 +58,19 @@ url_status status_of(const url_entry& e);
 
 /// (pub, ...) or (pub_conf, ...): a message for the connection actor that publishes.
 bool is_publish(const caf::message& m);
+/// Messages and bytes of a publish message, as the outbox and the credit count them.
+std::pair<uint64_t, uint64_t> publish_size(const caf::message& m);
 /// Writes `p` through the shared connection if it takes publishes now, else holds it (after the
 /// other handed-back ones if `returned`); reports it dropped when it does not fit.
 void publish(self_ptr self, url_entry& e, held_publish p, bool returned);
 /// Counts and reports a publish refused at the door (the URL gave up, closes, or the service
 /// stops): its sender gets `err` (errc::dropped when none), a fire-and-forget one an event.
 void refuse_publish(self_ptr self, url_entry& e, held_publish p, caf::error err);
+/// Tells the sender of an uncharged publish that the URL's credit is used up.
+void refuse_overloaded(self_ptr self, url_entry& e, held_publish p);
+/// Reports the fire-and-forget publishes refused for credit since the last report.
+void report_overloaded(self_ptr self, url_entry& e);
+std::string overload_detail(const publish_credit& c);
 /// Drops (reason timeout) the held publishes whose senders waited request_timeout.
 void expire_publishes(self_ptr self, url_entry& e);
 void on_down(self_ptr self, caf::down_msg& msg);

@@ -125,19 +125,58 @@ caf::response_promise forward(self_ptr self, const std::string& url, Ts&&... xs)
 
 // A publish: written at once when the URL's shared connection takes publishes, else held in the
 // URL's outbox (never parked with a deadline like requests); refused ones are reported.
+// `charged`: its sender's publisher charged the URL's credit; otherwise it is charged here, and
+// refused with overloaded when the credit is used up.
 template <class... Ts>
-caf::response_promise accept_publish(self_ptr self, const std::string& url, Ts&&... xs) {
+caf::response_promise accept_publish(self_ptr self, const std::string& url, bool charged,
+                                     Ts&&... xs) {
   held_publish p{self->make_response_promise(), caf::make_message(std::forward<Ts>(xs)...)};
   auto rp = p.promise;
-  auto* e = entry_to_serve(self, url, rp, [self, &p](url_entry& x, caf::error err) {
+  auto size = publish_size(p.msg);
+  publish_cost cost{size.first, size.second};
+  auto* e = entry_to_serve(self, url, rp, [&](url_entry& x, caf::error err) {
+    if (charged)
+      x.credit->refund(cost);
     refuse_publish(self, x, std::move(p), std::move(err));
     forget_if_idle(self, x); // a refused publish leaves no entry behind
   });
-  if (!e)
+  if (!e) // a bad URL: never charged (a publisher's URL was checked when it was made)
     return rp;
+  if (!charged) {
+    if (!e->credit->try_charge(cost)) {
+      refuse_overloaded(self, *e, std::move(p));
+      return rp;
+    }
+    e->overloaded_logged = false;
+  }
   ensure_shared(self, *e);
   publish(self, *e, std::move(p), false);
   return rp;
+}
+
+caf::error check_subjects(self_ptr self, const std::string& url, const outgoing& m) {
+  return check_subject(self, url, m.subject, false);
+}
+caf::error check_subjects(self_ptr self, const std::string& url, const std::vector<outgoing>& b) {
+  for (auto& m : b)
+    if (auto err = check_subject(self, url, m.subject, false))
+      return err;
+  return caf::none;
+}
+caf::error check_subjects(self_ptr self, const std::string& url, const packed_batch& b) {
+  return check_subject(self, url, b.subject, false);
+}
+
+// A message-path publish as it arrives (pub or pub_conf; `charged` by its sender's publisher).
+template <class Atom, class T, class... Ts>
+caf::response_promise on_publish(self_ptr self, const std::string& url, bool charged, Atom op,
+                                 T& x, Ts... xs) {
+  if (auto err = check_subjects(self, url, x)) {
+    if (charged)
+      credit_of(self, key_of(self, url))->refund(cost_of(x));
+    return refused(self, std::move(err));
+  }
+  return accept_publish(self, url, charged, op, std::move(x), xs...);
 }
 
 // A publish the connection actor handed back unwritten (it lost its connection): held before
@@ -341,26 +380,41 @@ caf::message_handler handle_requests(self_ptr self) {
 
 caf::message_handler message_path(self_ptr self) {
   return {
-    [self](pub_atom, const std::string& url, outgoing& m) {
-      if (auto err = check_subject(self, url, m.subject, false))
-        return refused(self, std::move(err));
-      return accept_publish(self, url, pub_atom_v, std::move(m));
+    [self](pub_atom op, const std::string& url, outgoing& m) {
+      return on_publish(self, url, false, op, m);
     },
-    [self](pub_atom, const std::string& url, std::vector<outgoing>& batch) {
-      for (auto& m : batch)
-        if (auto err = check_subject(self, url, m.subject, false))
-          return refused(self, std::move(err));
-      return accept_publish(self, url, pub_atom_v, std::move(batch));
+    [self](pub_atom op, const std::string& url, std::vector<outgoing>& batch) {
+      return on_publish(self, url, false, op, batch);
     },
-    [self](pub_atom, const std::string& url, packed_batch& batch) {
-      if (auto err = check_subject(self, url, batch.subject, false))
-        return refused(self, std::move(err));
-      return accept_publish(self, url, pub_atom_v, std::move(batch));
+    [self](pub_atom op, const std::string& url, packed_batch& batch) {
+      return on_publish(self, url, false, op, batch);
     },
-    [self](pub_conf_atom, const std::string& url, outgoing& m, caf::timespan timeout) {
-      if (auto err = check_subject(self, url, m.subject, false))
-        return refused(self, std::move(err));
-      return accept_publish(self, url, pub_conf_atom_v, std::move(m), timeout);
+    [self](pub_conf_atom op, const std::string& url, outgoing& m, caf::timespan timeout) {
+      return on_publish(self, url, false, op, m, timeout);
+    },
+    // The same, charged by the sender's publisher (base/publish_credit.hpp).
+    [self](pub_atom op, const std::string& url, outgoing& m, charged_atom) {
+      return on_publish(self, url, true, op, m);
+    },
+    [self](pub_atom op, const std::string& url, std::vector<outgoing>& batch, charged_atom) {
+      return on_publish(self, url, true, op, batch);
+    },
+    [self](pub_atom op, const std::string& url, packed_batch& batch, charged_atom) {
+      return on_publish(self, url, true, op, batch);
+    },
+    [self](pub_conf_atom op, const std::string& url, outgoing& m, caf::timespan timeout,
+           charged_atom) { return on_publish(self, url, true, op, m, timeout); },
+    // A publisher: the URL's credit, shared with the sender (base/publish_credit.hpp).
+    [self](publisher_atom, const std::string& url) -> caf::result<publisher> {
+      auto& key = key_of(self, url);
+      if (auto servers = parse_servers(key); !servers)
+        return std::move(servers.error());
+      return publisher{caf::actor_cast<caf::actor>(self), url, credit_of(self, key)};
+    },
+    // The answer to an awaited publish whose publisher found the credit used up.
+    [self](overloaded_atom, const std::string& url) -> caf::error {
+      auto& key = key_of(self, url);
+      return make_error(errc::overloaded, overload_detail(*credit_of(self, key)), redact(key));
     },
     [self](req_atom, const std::string& url, outgoing& m, caf::timespan timeout) {
       if (auto err = check_subject(self, url, m.subject, false))
@@ -558,6 +612,7 @@ caf::message_handler from_children(self_ptr self) {
                                            + std::to_string(e->pool.capacity()) + " leased)",
                                          e->url));
       expire_publishes(self, *e);
+      report_overloaded(self, *e);
       arm_timers(self, *e);
     },
     [self](forget_atom, const std::string& key) {

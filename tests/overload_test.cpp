@@ -1,0 +1,204 @@
+// Overload on the message path: a producer publishing far faster than its connection drains
+// (a real nats-server behind a loopback proxy that forwards at a fixed byte rate). The mailboxes
+// between the producer and nats.c must stay bounded and the producer must be told.
+#include <catch2/catch.hpp>
+
+#include <optional>
+
+#include "nats_server.hpp"
+#include "service_fixture.hpp"
+#include "throttle_proxy.hpp"
+
+#include "api/requests.hpp"
+
+using namespace natsvisor;
+using namespace natsvisor::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+// 4 MiB/s to the server, 1 KiB messages: the producer below offers well over 10x that.
+constexpr uint64_t drain_rate = 4u << 20;
+constexpr size_t payload_size = 1024;
+constexpr int attempts = 100000; // ~100 MiB offered
+
+settings overload_settings(const std::string& url) {
+  auto s = fast_settings(url);
+  // The slow link must not look like a hung server: its PINGs queue behind the data.
+  s.nats.ping_interval = 60s;
+  s.nats.max_pings_out = 10;
+  s.publish_credit_messages = 10000;
+  s.publish_credit_bytes = 1 << 20;
+  s.publish_buffer_messages = 10000;
+  s.publish_buffer_bytes = 1 << 20;
+  return s;
+}
+
+// Messages the watcher was told were dropped (any reason), until nothing came for a while.
+uint64_t told_dropped(service_fixture& f) {
+  uint64_t n = 0;
+  bool more = true;
+  while (more)
+    f.watcher->receive([&](publishes_dropped& ev) { n += ev.messages; },
+                       [](state_changed&) { /* nop */ },
+                       caf::after(std::chrono::milliseconds(300)) >> [&] { more = false; });
+  return n;
+}
+
+// Counts what reaches the server on `subject`, on a connection of its own (not through the proxy).
+struct arrivals {
+  arrivals(const std::string& url, const char* subject) {
+    REQUIRE(natsConnection_ConnectTo(&nc, url.c_str()) == NATS_OK);
+    REQUIRE(natsConnection_SubscribeSync(&sub, nc, subject) == NATS_OK);
+    REQUIRE(natsSubscription_SetPendingLimits(sub, -1, -1) == NATS_OK);
+    REQUIRE(natsConnection_Flush(nc) == NATS_OK);
+  }
+  ~arrivals() {
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(nc);
+  }
+  /// True once at least `n` arrived (all counted in `got`).
+  bool reached(uint64_t n) {
+    natsMsg* m = nullptr;
+    while (got < n && natsSubscription_NextMsg(&m, sub, 10) == NATS_OK) {
+      natsMsg_Destroy(m);
+      ++got;
+    }
+    return got >= n;
+  }
+  natsConnection* nc = nullptr;
+  natsSubscription* sub = nullptr;
+  uint64_t got = 0;
+};
+
+// The bound the process may grow by: the credit and the outbox (both 1 MiB here), nats.c's
+// buffers, and a generous allowance for threads and allocator slack. Without a bound the
+// mailboxes hold ~100 MiB.
+constexpr long growth_bound_kb = 16 * 1024;
+
+} // namespace
+
+// The plain fire-and-forget API (no publisher): charged at the supervisor's door, so what lies
+// beyond it stays bounded and every publish is either written or reported to the watchers.
+TEST_CASE("a fire-and-forget producer far faster than its connection drains is told of every "
+          "publish not written",
+          "[overload]") {
+  nats_server srv{server_options{false, 0}};
+  std::optional<service_fixture> f; // destroyed after the proxy: a blocked write fails at once
+  throttle_proxy proxy{srv.port(), drain_rate};
+  f.emplace(overload_settings(proxy.url()));
+  REQUIRE(f->svc->get_connection());
+  arrivals arrived{srv.url(), "over.ff"};
+  auto base_kb = proc_status_kb("VmRSS");
+  uint64_t told = 0;
+  long peak_kb = 0;
+  {
+    rss_sampler rss;
+    caf::scoped_actor self{f->sys};
+    auto sup = caf::actor_cast<caf::actor>(f->svc->api());
+    const std::string payload(payload_size, 'x');
+    for (int i = 0; i < attempts; ++i)
+      natsvisor::publish(self.ptr(), sup, outgoing{"over.ff", payload, {}});
+    told = told_dropped(*f);
+    peak_kb = rss.peak_kb();
+  }
+  INFO("RSS grew by " << (peak_kb - base_kb) / 1024 << " MiB; told of " << told << " of "
+                      << attempts << " publishes");
+  CHECK(told > 0);
+  CHECK(told < static_cast<uint64_t>(attempts));
+  // Every publish not told about arrives.
+  CHECK(eventually([&] { return arrived.reached(attempts - told); }, 60s));
+  CHECK(arrived.got == attempts - told);
+}
+
+TEST_CASE("a producer publishing through a publisher far faster than its connection drains is "
+          "refused at once past the credit, memory stays bounded and every accepted publish "
+          "arrives",
+          "[overload]") {
+  nats_server srv{server_options{false, 0}};
+  std::optional<service_fixture> f;
+  throttle_proxy proxy{srv.port(), drain_rate};
+  f.emplace(overload_settings(proxy.url()));
+  REQUIRE(f->svc->get_connection());
+  arrivals arrived{srv.url(), "over.pub"};
+  auto base_kb = proc_status_kb("VmRSS");
+  uint64_t accepted = 0;
+  uint64_t refused = 0;
+  long peak_kb = 0;
+  {
+    rss_sampler rss;
+    caf::scoped_actor self{f->sys};
+    std::optional<publisher> pub;
+    self->request(f->svc->api(), 5s, publisher_atom_v, std::string{})
+      .receive([&](publisher& p) { pub = std::move(p); },
+               [](caf::error& err) { FAIL("publisher: " << describe(err)); });
+    REQUIRE(pub);
+    const std::string payload(payload_size, 'x');
+    for (int i = 0; i < attempts; ++i) {
+      if (natsvisor::publish(self.ptr(), *pub, outgoing{"over.pub", payload, {}}))
+        ++accepted;
+      else
+        ++refused;
+    }
+    // An awaited publish past the bound is answered overloaded at once, through a publisher
+    // and through the plain API alike (charged at the supervisor's door). The bound is taken by
+    // hand, whole, so that what the connection takes meanwhile cannot make room.
+    auto by_hand = pub->credit->limit();
+    pub->credit->charge(by_hand);
+    for (bool plain : {false, true}) {
+      std::optional<caf::error> answer;
+      auto t0 = std::chrono::steady_clock::now();
+      auto on_ok = [&] { answer = caf::error{}; };
+      auto on_err = [&](caf::error& err) { answer = err; };
+      if (plain)
+        natsvisor::request_publish(self.ptr(), f->svc->api(), outgoing{"over.pub", payload, {}})
+          .receive(on_ok, on_err);
+      else
+        natsvisor::request_publish(self.ptr(), *pub, outgoing{"over.pub", payload, {}})
+          .receive(on_ok, on_err);
+      INFO((plain ? "plain" : "publisher"));
+      CHECK(std::chrono::steady_clock::now() - t0 < 1s);
+      REQUIRE(answer);
+      CHECK(code_of(*answer) == errc::overloaded);
+    }
+    pub->credit->refund(by_hand);
+    // Everything charged comes back once the connection took it.
+    CHECK(eventually([&] { return pub->credit->used() == publish_cost{0, 0}; }, 20s));
+    peak_kb = rss.peak_kb();
+  }
+  INFO("RSS grew by " << (peak_kb - base_kb) / 1024 << " MiB; accepted " << accepted
+                      << ", refused " << refused);
+  CHECK(refused > 0);
+  CHECK(accepted > 0);
+  CHECK(accepted + refused == static_cast<uint64_t>(attempts));
+  CHECK(peak_kb - base_kb < growth_bound_kb);
+  // Nothing accepted was lost: every accepted publish reaches the server.
+  CHECK(eventually([&] { return arrived.reached(accepted); }, 30s));
+  CHECK(arrived.got == accepted);
+}
+
+TEST_CASE("the credit comes back when the connection is lost with publishes on their way",
+          "[overload]") {
+  nats_server srv{server_options{false, 0}};
+  std::optional<service_fixture> f;
+  auto proxy = std::make_unique<throttle_proxy>(srv.port(), 1u << 20);
+  f.emplace(overload_settings(proxy->url()));
+  REQUIRE(f->svc->get_connection());
+  caf::scoped_actor self{f->sys};
+  std::optional<publisher> pub;
+  self->request(f->svc->api(), 5s, publisher_atom_v, std::string{})
+    .receive([&](publisher& p) { pub = std::move(p); },
+             [](caf::error& err) { FAIL("publisher: " << describe(err)); });
+  REQUIRE(pub);
+  const std::string payload(payload_size, 'x');
+  uint64_t accepted = 0;
+  while (natsvisor::publish(self.ptr(), *pub, outgoing{"over.lost", payload, {}}))
+    ++accepted;
+  CHECK(accepted > 0);
+  CHECK(pub->credit->used().messages > 0);
+  proxy.reset(); // the link dies with publishes in nats.c, in the mailboxes and on their way
+  // Whatever became of them (written, held, handed back, dropped with the connection actor's
+  // end), nothing stays charged: the sender may publish again.
+  CHECK(eventually([&] { return pub->credit->used() == publish_cost{0, 0}; }, 30s));
+  CHECK(natsvisor::publish(self.ptr(), *pub, outgoing{"over.lost", payload, {}}));
+}
