@@ -294,6 +294,19 @@ caf::behavior connection_supervisor(router_type* self, std::shared_ptr<const set
       });
     },
     [self](forget_atom, const std::string& key) { consider_retirement(self, key); },
+    // The URL's supervisor itself, for a requester that caches it (api/connection_service.cpp)
+    // and sends it the URL's requests directly. A bad URL is refused.
+    [self](get_svc_atom, const std::string& url) -> caf::result<caf::actor> {
+      auto& st = self->state;
+      auto& key = key_of(self, url);
+      if (auto* r = st.routes.find(key))
+        return r->actor;
+      if (st.shutting_down)
+        return stopped_error(key);
+      if (auto servers = parse_servers(key); !servers)
+        return std::move(servers.error());
+      return open_route(self, std::string{key}, false).actor;
+    },
     // -- the service lifecycle (see services/service_manager.hpp) ----------------------------
     [](svc_init_atom, const caf::actor&) {
       return caf::unit; // connections start on demand; configured URLs started with the actor
