@@ -4,7 +4,9 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -42,9 +44,9 @@ TEST_CASE("a hung URL flooded with parked requests leaves another URL fast", "[i
   nats_server healthy;
   nats_server hung;
   auto s = fast_settings(healthy.url());
-  s.request_timeout = 2s; // the flood expires inside the measured window
+  s.request_timeout = 2s; // the flood expires (and is swept) inside the measured window
   s.max_parked = 100000;
-  s.log_level = "error"; // 100k fire-and-forget requests answered with errors: not logged
+  s.log_level = "error"; // fire-and-forget requests answered with errors: not logged
   service_fixture f{s};
   raw_connection responder{healthy.url(), "iso-echo"};
   natsSubscription* sub = nullptr;
@@ -54,14 +56,22 @@ TEST_CASE("a hung URL flooded with parked requests leaves another URL fast", "[i
   REQUIRE(f.svc->request(ping, 2s));
   resume_at_exit guard{hung};
   hung.pause();
-  // The flood: requests for the hung URL, parked by its supervisor while its first connect waits
-  // for a server that accepts the TCP connection and answers nothing.
-  caf::scoped_actor flooder{f.sys};
-  outgoing sick{"iso.sick", "x", {}};
-  const int flood = 100000;
-  for (int i = 0; i < flood; ++i)
-    flooder->send(f.svc->api(), req_atom_v, hung.url(), sick, caf::timespan{1s});
-  // Meanwhile (and while the flood is parked, then expires), the healthy URL serves at once.
+  // The flood, for as long as the healthy URL is measured: requests for the hung URL, parked by
+  // its supervisor while its first connect waits for a server that accepts the TCP connection
+  // and answers nothing. Paced by a round trip to that supervisor every 50k, so that its mailbox
+  // stays bounded while it is kept busy.
+  std::atomic<bool> stop{false};
+  std::atomic<long> flooded{0};
+  std::thread flooder([&] {
+    caf::scoped_actor self{f.sys};
+    outgoing sick{"iso.sick", "x", {}};
+    while (!stop) {
+      for (int i = 0; i < 50000; ++i)
+        self->send(f.svc->api(), req_atom_v, hung.url(), sick, caf::timespan{1s});
+      flooded += 50000;
+      f.svc->reset(hung.url());
+    }
+  });
   std::vector<double> gets;
   std::vector<double> requests;
   auto until = clock_type::now() + 4s;
@@ -73,11 +83,19 @@ TEST_CASE("a hung URL flooded with parked requests leaves another URL fast", "[i
     REQUIRE(f.svc->request(ping, 2s));
     requests.push_back(ms_since(t1));
   }
-  auto worst_get = *std::max_element(gets.begin(), gets.end());
-  auto worst_request = *std::max_element(requests.begin(), requests.end());
-  INFO(gets.size() << " rounds; slowest get_connection " << worst_get << " ms, slowest request "
-                   << worst_request << " ms");
-  CHECK(worst_get < 500.0);
-  CHECK(worst_request < 500.0);
+  stop = true;
+  flooder.join();
+  std::sort(gets.begin(), gets.end());
+  std::sort(requests.begin(), requests.end());
+  auto median_get = gets[gets.size() / 2];
+  auto median_request = requests[requests.size() / 2];
+  INFO(gets.size() << " rounds beside " << flooded << " flooded requests; median get_connection "
+                   << median_get << " ms (slowest " << gets.back() << "), median request "
+                   << median_request << " ms (slowest " << requests.back() << ")");
+  // The healthy URL's own work takes about 0.1 ms (a handle) and 1 ms (a round trip); in the
+  // flooded supervisor's mailbox it would wait behind up to 50k messages each time.
+  CHECK(median_get < 5.0);
+  CHECK(median_request < 8.0);
+  CHECK(flooded >= 100000); // the flood ran all along
   natsSubscription_Destroy(sub);
 }
