@@ -59,6 +59,38 @@ void connection_service::stop() {
   self->receive([](const caf::down_msg&) { /* nop: gone */ });
   supervisor_ = nullptr;
   api_ = nullptr;
+  forget_routes();
+}
+
+caf::actor connection_service::route_of(caf::scoped_actor& self, const std::string& url) {
+  {
+    std::lock_guard<std::mutex> guard{routes_mtx_};
+    if (auto it = routes_.find(url); it != routes_.end())
+      return it->second;
+  }
+  // The router spawns the URL's supervisor if needed; a bad URL is refused (the router answers
+  // the request itself then, with the reason).
+  caf::actor found;
+  self->request(supervisor_, std::chrono::seconds(5), get_svc_atom_v, url)
+    .receive([&](caf::actor& a) { found = std::move(a); }, [](caf::error&) { /* the router */ });
+  if (!found)
+    return supervisor_;
+  std::lock_guard<std::mutex> guard{routes_mtx_};
+  if (routes_.size() >= 1024) // bounded: an application with many URLs asks the router again
+    routes_.clear();
+  routes_[url] = found;
+  return found;
+}
+
+void connection_service::forget_route(const std::string& url, const caf::actor& gone) {
+  std::lock_guard<std::mutex> guard{routes_mtx_};
+  if (auto it = routes_.find(url); it != routes_.end() && it->second == gone)
+    routes_.erase(it);
+}
+
+void connection_service::forget_routes() {
+  std::lock_guard<std::mutex> guard{routes_mtx_};
+  routes_.clear();
 }
 
 bool connection_service::supervisor_alive() const {
@@ -158,12 +190,16 @@ caf::expected<status_report> connection_service::status() {
   return call(status_atom_v);
 }
 
+// The router passes a watcher on to every URL supervisor. Requests sent after this one go
+// through the router again until it named the routes anew, so none overtakes the watcher there.
 void connection_service::watch(const caf::actor& watcher) {
   caf::anon_send(api_, watch_atom_v, watcher);
+  forget_routes();
 }
 
 void connection_service::unwatch(const caf::actor& watcher) {
   caf::anon_send(api_, unwatch_atom_v, watcher);
+  forget_routes();
 }
 
 } // namespace natsvisor

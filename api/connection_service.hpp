@@ -1,7 +1,9 @@
 #pragma once
 
 #include <exception>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "caf/actor.hpp"
 #include "caf/actor_system.hpp"
@@ -125,10 +127,24 @@ class connection_service {
   bool supervisor_alive() const;
   caf::error translate(caf::error err) const;
 
+  // The route cache: a request naming a URL goes straight to that URL's supervisor, which the
+  // router named once, skipping the router's mailbox (a flood of another URL's messages there
+  // would delay it). A supervisor that ended (its URL had nothing left) bounces the request
+  // unread; it is then sent through the router, which knows the URL's new supervisor.
+  template <class T>
+  static constexpr bool names_url() {
+    return std::is_same<std::decay_t<T>, std::string>::value;
+  }
+  caf::actor route_of(caf::scoped_actor& self, const std::string& url);
+  void forget_route(const std::string& url, const caf::actor& gone);
+  void forget_routes();
+
   caf::actor_system& sys_;
   settings cfg_;
   caf::actor supervisor_;
   connection_api api_;
+  std::mutex routes_mtx_;
+  std::unordered_map<std::string, caf::actor> routes_; // guarded by routes_mtx_
   std::unique_ptr<metrics_endpoint> metrics_; // lives from the constructor to stop()
   caf::error metrics_error_;
 };
@@ -139,18 +155,37 @@ caf::expected<detail::answer_t<connection_api, Ts...>> connection_service::call(
   if (!supervisor_)
     return make_error(errc::service_stopped, "the connection service was stopped");
   caf::scoped_actor self{sys_};
-  caf::expected<answer> result{caf::error{}};
   // The supervisor answers by itself at its own deadlines; this one only guards against a
   // supervisor that is gone.
   auto deadline = cfg_.request_timeout + cfg_.health_timeout + cfg_.lease_timeout
                   + std::chrono::seconds(5) + detail::extra_wait(xs...);
-  auto pending = self->request(api_, deadline, std::forward<Ts>(xs)...);
-  auto on_error = [&](caf::error& err) { result = translate(std::move(err)); };
-  if constexpr (std::is_same<answer, caf::unit_t>::value)
-    pending.receive([&] { result = caf::unit; }, on_error);
-  else
-    pending.receive([&](answer& x) { result = std::move(x); }, on_error);
-  return result;
+  caf::message msg = caf::make_message(std::forward<Ts>(xs)...); // checked by answer_t
+  caf::actor dest = supervisor_;
+  std::string url;
+  if constexpr (sizeof...(Ts) >= 2
+                && names_url<caf::detail::tl_at_t<caf::detail::type_list<Ts...>, 1>>()) {
+    url = msg.get_as<std::string>(1);
+    dest = route_of(self, url);
+  }
+  for (;;) {
+    caf::expected<answer> result{caf::error{}};
+    bool bounced = false;
+    auto on_error = [&](caf::error& err) {
+      if (err == caf::sec::request_receiver_down && dest != supervisor_)
+        bounced = true; // unread: its URL supervisor ended
+      else
+        result = translate(std::move(err));
+    };
+    auto pending = self->request(dest, deadline, msg);
+    if constexpr (std::is_same<answer, caf::unit_t>::value)
+      pending.receive([&] { result = caf::unit; }, on_error);
+    else
+      pending.receive([&](answer& x) { result = std::move(x); }, on_error);
+    if (!bounced)
+      return result;
+    forget_route(url, dest);
+    dest = supervisor_;
+  }
 }
 
 } // namespace natsvisor

@@ -202,7 +202,8 @@ struct options {
   std::string out = "bench/results/latest.json";
   std::string timeline = "bench/results/recovery.dat";
   std::string git_commit = "unknown";
-  std::string only; // run one section only (debugging): getconn, publish, request, recovery, scale, subs
+  std::string only; // run one section only: getconn, publish, request, recovery, scale, subs,
+                    // overload, isolation
   int caf_threads = 0; // 0: CAF's default scheduler size (an experiment knob, not a tuning)
   std::vector<std::string> caf_args; // CAF scheduler options (--scheduler.*, --work-stealing.*)
 };
@@ -1432,6 +1433,119 @@ void bench_subs(caf::actor_system& sys, const options& opt, results& res) {
 }
 
 // ================================================================================================
+// 6. Isolation between URLs
+// ================================================================================================
+
+// A healthy URL's get_connection and request p99 (a) with no other URL in trouble, (b) while
+// another URL has 100k parked requests (nothing listens there: its connection restarts), (c)
+// while another URL's server hangs (SIGSTOP) under a flood of 10k requests. Each repetition and
+// scenario uses a fresh service; the healthy URL is probed at a fixed rate (every 5 ms, alternating
+// get_connection and request) for a fixed window that starts with the sick URL's flood. Ratio: the worse of (b), (c) over (a), medians over reps.
+void bench_isolation(caf::actor_system& sys, const options& opt, results& res) {
+  std::printf("[6] isolation between URLs\n");
+  std::fflush(stdout);
+  nats_server healthy{server_options{false, 0}};
+  natsConnection* responder = raw_connect(healthy.url(), true);
+  natsSubscription* echo = nullptr;
+  check(natsConnection_Subscribe(&echo, responder, "bench.iso", on_echo, nullptr), "subscribe");
+  check(natsConnection_Flush(responder), "responder flush");
+  const int reps = opt.quick ? 5 : 7;
+  const auto window = opt.quick ? 3s : 4s;
+  const int parked_flood = 100000;
+  const int hung_flood = 10000;
+  enum scenario { none, parked, hung };
+  struct p99s {
+    double get_ms;
+    double request_ms;
+  };
+  auto run = [&](scenario sc) -> p99s {
+    auto cfg = base_settings(healthy.url());
+    cfg.max_parked = parked_flood;
+    std::unique_ptr<nats_server> hung_srv;
+    std::string sick;
+    if (sc == parked) {
+      sick = "nats://127.0.0.1:" + std::to_string(nats_server::free_port()); // nothing listens
+    } else if (sc == hung) {
+      hung_srv = std::make_unique<nats_server>(server_options{false, 0});
+      sick = hung_srv->url();
+    }
+    p99s out{};
+    {
+      natsvisor::connection_service svc{sys, cfg};
+      natsvisor::outgoing ping{"bench.iso", "x", {}};
+      // Through the blocking facade, as an application thread would.
+      auto get = [&] { return static_cast<bool>(svc.get_connection()); };
+      auto request = [&] { return static_cast<bool>(svc.request(ping, 2s)); };
+      if (!get() || !request())
+        die("isolation: the healthy URL failed at warm-up");
+      if (sc == hung) {
+        if (!svc.get_connection(sick))
+          die("isolation: the URL to hang failed at warm-up");
+        hung_srv->pause();
+      }
+      std::thread flooder;
+      if (sc != none)
+        flooder = std::thread([&] {
+          caf::scoped_actor f{sys};
+          natsvisor::outgoing m{"bench.sick", "x", {}};
+          for (int i = 0, n = sc == parked ? parked_flood : hung_flood; i < n; ++i)
+            f->send(svc.api(), natsvisor::req_atom_v, sick, m, caf::timespan{1s});
+        });
+      // Probes at a fixed rate, each timed from when it was due (not from when the previous one
+      // returned): a stall of the healthy URL then counts once per probe it delayed, so that p99
+      // sees it (a back-to-back loop would take one slow sample per stall).
+      std::vector<double> gets, requests;
+      const auto interval = 5ms;
+      auto start = clk::now();
+      for (int i = 0; start + i * interval < start + window; ++i) {
+        auto due = start + i * interval;
+        std::this_thread::sleep_until(due);
+        if (i % 2 == 0) {
+          if (!get())
+            die("isolation: get_connection of the healthy URL failed");
+          gets.push_back(ms_of(clk::now() - due));
+        } else {
+          if (!request())
+            die("isolation: a request on the healthy URL failed");
+          requests.push_back(ms_of(clk::now() - due));
+        }
+      }
+      if (flooder.joinable())
+        flooder.join();
+      if (hung_srv)
+        hung_srv->resume(); // closing waits for nats.c's reconnect attempt otherwise
+      out = {percentile(gets, 99), percentile(requests, 99)};
+    }
+    return out;
+  };
+  std::vector<double> get_a, get_b, get_c, req_a, req_b, req_c;
+  auto variant = [&](scenario sc, std::vector<double>& g, std::vector<double>& r) {
+    return [&, sc]() {
+      auto x = run(sc);
+      g.push_back(x.get_ms);
+      r.push_back(x.request_ms);
+      return x.get_ms;
+    };
+  };
+  alternate(reps, {variant(none, get_a, req_a), variant(parked, get_b, req_b),
+                   variant(hung, get_c, req_c)});
+  natsSubscription_Destroy(echo);
+  natsConnection_Destroy(responder);
+  auto ga = median(get_a), gb = median(get_b), gc = median(get_c);
+  auto ra = median(req_a), rb = median(req_b), rc = median(req_c);
+  res.put("isolation.healthy_get_p99_ms", ga, "ms");
+  res.put("isolation.healthy_get_p99_parked_ms", gb, "ms");
+  res.put("isolation.healthy_get_p99_hung_ms", gc, "ms");
+  res.put("isolation.healthy_request_p99_ms", ra, "ms");
+  res.put("isolation.healthy_request_p99_parked_ms", rb, "ms");
+  res.put("isolation.healthy_request_p99_hung_ms", rc, "ms");
+  auto get_ratio = std::max(gb, gc) / ga;
+  auto req_ratio = std::max(rb, rc) / ra;
+  res.target("isolation.healthy_get_p99_ratio", get_ratio, "x", get_ratio <= 2.0, "<= 2");
+  res.target("isolation.healthy_request_p99_ratio", req_ratio, "x", req_ratio <= 2.0, "<= 2");
+}
+
+// ================================================================================================
 
 void write_json(const options& opt, const results& res, double seconds) {
   // Nested objects from the dotted names: {"get_connection": {"cached_ops": ...}, ...}.
@@ -1542,6 +1656,8 @@ int main(int argc, char** argv) {
       bench_subs(sys, opt, res);
     if (want("overload"))
       bench_overload(sys, opt, res);
+    if (want("isolation"))
+      bench_isolation(sys, opt, res);
   }
   nats_Close();
   auto took = secs(clk::now() - started);

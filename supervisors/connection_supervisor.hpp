@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -18,10 +19,12 @@
 #include "base/deadline_table.hpp"
 #include "base/publish_credit.hpp"
 #include "config/settings.hpp"
+#include "messages/types.hpp"
 #include "nats/handles.hpp"
 #include "supervisors/connection_slot.hpp"
 #include "supervisors/lease_pool.hpp"
 #include "supervisors/publish_outbox.hpp"
+#include "supervisors/route_table.hpp"
 #include "supervisors/subscription_registry.hpp"
 
 namespace natsvisor {
@@ -133,20 +136,62 @@ struct supervisor_state {
   std::mt19937_64 rng{std::random_device{}()};
   bool shutting_down = false;
   caf::error exit_reason;
+  /// The connection router this supervisor serves under (null for none): told when the URL has
+  /// nothing left, so that it may end this actor (see supervisors/route_table.hpp).
+  caf::actor router;
 
   static inline const char* name = "natsvisor.supervisor";
 };
 
 using supervisor_type = caf::stateful_actor<supervisor_state>;
 
-/// The connection supervisor: per URL, a shared connection actor (on demand, and at start for
-/// the configured `urls`) plus up to `connection_pool_size` pooled ones for leases. It feeds
+/// What a URL supervisor starts with (from the router).
+struct url_start {
+  std::string key;                          ///< its one URL (may hold credentials: never logged)
+  caf::actor router;
+  uint64_t first_id = 0;                    ///< its ids (subscriptions...) count on from here
+  std::pair<uint64_t, uint64_t> generations; ///< what the URL's previous lives reached
+  std::vector<caf::actor> watchers;          ///< told every state change, like later ones
+  bool eager = false;                        ///< a configured URL: connect at once
+};
+
+/// A URL supervisor: for its URL, a shared connection actor (on demand, or at once for a
+/// configured URL) plus up to `connection_pool_size` pooled ones for leases. It feeds
 /// what happens to each into the slot's pure state machine and does what that decides; parks
 /// requests (bounded, deadline-ordered) while a URL's shared connection is (re)starting; keeps
 /// the durable state (subscriptions, pool, counters) across restarts; never calls nats.c.
-/// It implements connection_api (api/protocol.hpp), where every request and its answer are
-/// declared; the messages from its connection actors are internal. An exit message stops it: every connection is closed and every waiting request answered
+/// It answers connection_api (api/protocol.hpp) for its URL, delegated by the router; the
+/// messages from its connection actors are internal. An exit message stops it: every connection is closed and every waiting request answered
 /// with errc::service_stopped before it quits.
-caf::behavior connection_supervisor(supervisor_type* self, std::shared_ptr<const settings> cfg);
+/// The router spawns one per URL in use, so that a URL that floods or hangs costs the others
+/// nothing but the router's hop.
+caf::behavior url_supervisor(supervisor_type* self, std::shared_ptr<const settings> cfg,
+                             url_start start);
+
+/// A message to the router, or a stash of one while its URL supervisor is asked to retire.
+struct routed_message {
+  caf::response_promise promise;
+  caf::message msg;
+};
+
+struct router_state {
+  std::shared_ptr<const settings> cfg;
+  route_table<caf::actor, routed_message> routes{10000};
+  std::vector<caf::actor> watchers;
+  /// Each URL's last answer to status: used when its supervisor is too busy to answer in time.
+  std::unordered_map<std::string, status_report> last_status;
+  bool shutting_down = false;
+  caf::error exit_reason;
+
+  static inline const char* name = "natsvisor.router";
+};
+
+using router_type = caf::stateful_actor<router_state>;
+
+/// The connection service users hold: a thin router (supervisors/connection_router.cpp) in front
+/// of one URL supervisor per URL. It implements connection_api (api/protocol.hpp): every message
+/// naming a URL is delegated (the requester's promise goes with it) to that URL's supervisor, the
+/// few about every URL (status, watch, clean-up, exit) are sent to each and their answers merged.
+caf::behavior connection_supervisor(router_type* self, std::shared_ptr<const settings> cfg);
 
 } // namespace natsvisor

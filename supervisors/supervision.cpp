@@ -703,10 +703,14 @@ void on_down(self_ptr self, caf::down_msg& msg) {
                           [&](const caf::actor& w) { return w.address() == msg.source; }),
            ws.end());
   // The records hold the subscriber's handle, so a dead subscriber's address still yields it.
-  if (auto gone = caf::actor_cast<caf::actor>(msg.source))
-    for (auto& r : st.subscriptions.remove_subscriber(gone))
+  if (auto gone = caf::actor_cast<caf::actor>(msg.source)) {
+    for (auto& r : st.subscriptions.remove_subscriber(gone)) {
       if (auto* e = find_entry(self, r.url))
         unsubscribe_on_children(self, *e, r.id);
+      else
+        offer_retirement(self, r.url);
+    }
+  }
 }
 
 // -- status ---------------------------------------------------------------------------------------

@@ -75,8 +75,14 @@ std::string overload_detail(const publish_credit& c);
 void expire_publishes(self_ptr self, url_entry& e);
 void on_down(self_ptr self, caf::down_msg& msg);
 
+/// Tells the router this URL supervisor has nothing left (no entry, no subscription), so that it
+/// may be asked to end (see supervisors/route_table.hpp).
+void offer_retirement(self_ptr self, const std::string& key);
+
 caf::message_handler handle_requests(self_ptr self);
 caf::message_handler message_path(self_ptr self);
 caf::message_handler from_children(self_ptr self);
+/// The router's question whether this URL supervisor may end (connection_supervisor.cpp).
+caf::message_handler from_router(self_ptr self);
 
 } // namespace natsvisor::supervision

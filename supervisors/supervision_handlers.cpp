@@ -487,6 +487,8 @@ caf::message_handler message_path(self_ptr self) {
         release_monitor(self, removed->rec.subscriber);
       if (auto* e = find_entry(self, removed->rec.url))
         unsubscribe_on_children(self, *e, id);
+      else
+        offer_retirement(self, removed->rec.url);
     },
   };
 }
@@ -618,7 +620,11 @@ caf::message_handler from_children(self_ptr self) {
     [self](forget_atom, const std::string& key) {
       // Erased once nothing runs, waits or is held: status lists only URLs in use.
       auto it = self->state.urls.find(key);
-      if (it == self->state.urls.end() || !idle(it->second))
+      if (it == self->state.urls.end()) {
+        offer_retirement(self, key);
+        return;
+      }
+      if (!idle(it->second))
         return;
       auto& past = self->state.past_generations;
       uint64_t pooled = 0;
@@ -628,6 +634,7 @@ caf::message_handler from_children(self_ptr self) {
       if (past.size() > max_remembered_urls)
         past.erase(past.begin()); // a forgotten URL then counts from 1 again: harmless
       self->state.urls.erase(it);
+      offer_retirement(self, key);
     },
   };
 }
