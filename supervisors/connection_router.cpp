@@ -16,6 +16,7 @@
 #include "config/url.hpp"
 #include "nats/type_ids.hpp"
 #include "supervisors/connection_supervisor.hpp"
+#include "supervisors/supervision.hpp"
 
 namespace natsvisor {
 
@@ -43,12 +44,24 @@ void pass(route& r, routed_message m) {
     m.promise.delegate(r.actor, std::move(m.msg));
 }
 
+// The message-path credit of `key` (validated), made on first use.
+std::shared_ptr<publish_credit> credit_of(router_ptr self, const std::string& key) {
+  auto& st = self->state;
+  auto& c = st.credits[key];
+  if (!c)
+    c = std::make_shared<publish_credit>(
+      publish_cost{static_cast<uint64_t>(st.cfg->publish_credit_messages),
+                   static_cast<uint64_t>(st.cfg->publish_credit_bytes)});
+  return c;
+}
+
 // Spawns the supervisor of `key` (validated) and routes to it.
 route& open_route(router_ptr self, const std::string& key, bool eager) {
   auto& st = self->state;
   auto opening = st.routes.prepare(key);
   url_start start{key,           caf::actor_cast<caf::actor>(self), opening.serial << route_serial_shift,
-                  opening.from,  st.watchers,                       eager};
+                  opening.from,  st.watchers,                       eager,
+                  credit_of(self, key)};
   auto actor = self->spawn(url_supervisor, st.cfg, std::move(start));
   self->monitor(actor);
   return st.routes.add(key, std::move(actor), opening.serial);
@@ -208,6 +221,34 @@ caf::behavior connection_supervisor(router_type* self, std::shared_ptr<const set
     [self](pub_atom, const std::string& url, const packed_batch&) { return to_url(self, url); },
     [self](pub_conf_atom, const std::string& url, const outgoing&, caf::timespan) {
       return to_url(self, url);
+    },
+    // The same, charged by the sender's publisher (base/publish_credit.hpp).
+    [self](pub_atom, const std::string& url, const outgoing&, charged_atom) {
+      return to_url(self, url);
+    },
+    [self](pub_atom, const std::string& url, const std::vector<outgoing>&, charged_atom) {
+      return to_url(self, url);
+    },
+    [self](pub_atom, const std::string& url, const packed_batch&, charged_atom) {
+      return to_url(self, url);
+    },
+    [self](pub_conf_atom, const std::string& url, const outgoing&, caf::timespan, charged_atom) {
+      return to_url(self, url);
+    },
+    // The answer to an awaited publish whose publisher found the credit used up: at once, even
+    // while the URL's supervisor is busy.
+    [self](overloaded_atom, const std::string& url) -> caf::error {
+      auto& key = key_of(self, url);
+      return make_error(errc::overloaded, supervision::overload_detail(*credit_of(self, key)),
+                        redact(key));
+    },
+    // A publisher names the router, which outlives the URL's supervisors, and shares the credit
+    // they are given (a bad URL is refused).
+    [self](publisher_atom, const std::string& url) -> caf::result<publisher> {
+      auto& key = key_of(self, url);
+      if (auto servers = parse_servers(key); !servers)
+        return std::move(servers.error());
+      return publisher{caf::actor_cast<caf::actor>(self), url, credit_of(self, key)};
     },
     [self](req_atom, const std::string& url, const outgoing&, caf::timespan) {
       return to_url(self, url);

@@ -66,6 +66,8 @@ caf::behavior url_supervisor(supervisor_type* self, std::shared_ptr<const settin
     = subscription_registry<caf::actor>{static_cast<size_t>(st.cfg->max_subscriptions)};
   st.router = std::move(start.router);
   st.next_id = start.first_id;
+  if (start.credit)
+    st.credits[start.key] = std::move(start.credit);
   if (start.generations != std::pair<uint64_t, uint64_t>{0, 0})
     st.past_generations[start.key] = start.generations; // entry_for counts on from them
   for (auto& w : start.watchers) {

@@ -153,6 +153,9 @@ struct url_start {
   std::pair<uint64_t, uint64_t> generations; ///< what the URL's previous lives reached
   std::vector<caf::actor> watchers;          ///< told every state change, like later ones
   bool eager = false;                        ///< a configured URL: connect at once
+  /// The URL's message-path credit, owned by the router: publishers made by an earlier life of
+  /// this URL's supervisor keep charging the same one.
+  std::shared_ptr<publish_credit> credit;
 };
 
 /// A URL supervisor: for its URL, a shared connection actor (on demand, or at once for a
@@ -180,6 +183,9 @@ struct router_state {
   std::vector<caf::actor> watchers;
   /// Each URL's last answer to status: used when its supervisor is too busy to answer in time.
   std::unordered_map<std::string, status_report> last_status;
+  /// Each URL's message-path credit, kept for good (one small record per URL ever used):
+  /// publishers hold it and the router, whose handle they hold, outlives every URL supervisor.
+  std::map<std::string, std::shared_ptr<publish_credit>> credits;
   bool shutting_down = false;
   caf::error exit_reason;
 

@@ -404,18 +404,6 @@ caf::message_handler message_path(self_ptr self) {
     },
     [self](pub_conf_atom op, const std::string& url, outgoing& m, caf::timespan timeout,
            charged_atom) { return on_publish(self, url, true, op, m, timeout); },
-    // A publisher: the URL's credit, shared with the sender (base/publish_credit.hpp).
-    [self](publisher_atom, const std::string& url) -> caf::result<publisher> {
-      auto& key = key_of(self, url);
-      if (auto servers = parse_servers(key); !servers)
-        return std::move(servers.error());
-      return publisher{caf::actor_cast<caf::actor>(self), url, credit_of(self, key)};
-    },
-    // The answer to an awaited publish whose publisher found the credit used up.
-    [self](overloaded_atom, const std::string& url) -> caf::error {
-      auto& key = key_of(self, url);
-      return make_error(errc::overloaded, overload_detail(*credit_of(self, key)), redact(key));
-    },
     [self](req_atom, const std::string& url, outgoing& m, caf::timespan timeout) {
       if (auto err = check_subject(self, url, m.subject, false))
         return refused(self, std::move(err));

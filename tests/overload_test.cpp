@@ -3,6 +3,7 @@
 // between the producer and nats.c must stay bounded and the producer must be told.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <optional>
 
 #include "nats_server.hpp"
@@ -10,6 +11,7 @@
 #include "throttle_proxy.hpp"
 
 #include "api/requests.hpp"
+#include "config/url.hpp"
 
 using namespace natsvisor;
 using namespace natsvisor::testing;
@@ -201,4 +203,42 @@ TEST_CASE("the credit comes back when the connection is lost with publishes on t
   // end), nothing stays charged: the sender may publish again.
   CHECK(eventually([&] { return pub->credit->used() == publish_cost{0, 0}; }, 30s));
   CHECK(natsvisor::publish(self.ptr(), *pub, outgoing{"over.lost", payload, {}}));
+}
+
+// A publisher names the service, not the URL supervisor of the moment: one made before its URL
+// was closed (and that URL's supervisor ended) still publishes on the URL opened again, and its
+// credit is the one the new supervisor refunds.
+TEST_CASE("a publisher outlives its URL's supervisor", "[overload][isolation]") {
+  nats_server configured;
+  nats_server srv;
+  auto url = srv.url(); // not configured: its supervisor is made on demand and may end
+  service_fixture f{fast_settings(configured.url())};
+  arrivals got{srv.url(), "over.later"};
+  caf::scoped_actor self{f.sys};
+  std::optional<publisher> pub;
+  self->request(f.svc->api(), 5s, publisher_atom_v, url)
+    .receive([&](publisher& p) { pub = std::move(p); },
+             [](caf::error& err) { FAIL("publisher: " << describe(err)); });
+  REQUIRE(pub);
+  auto awaited = [&](const char* payload) {
+    caf::error result = make_error(errc::timeout, "no answer");
+    request_publish(self.ptr(), *pub, outgoing{"over.later", payload, {}}, 10s)
+      .receive([&] { result = caf::none; }, [&](caf::error& err) { result = std::move(err); });
+    return result;
+  };
+  REQUIRE_FALSE(awaited("first"));
+  REQUIRE_FALSE(f.svc->close_connection(url));
+  // Closed and idle: its supervisor ends and the URL leaves the status.
+  REQUIRE(eventually([&] {
+    auto report = f.svc->status();
+    return report && std::none_of(report->begin(), report->end(), [&](const url_status& u) {
+             return u.url == redact(url);
+           });
+  }, 10s));
+  auto second = awaited("second");
+  CHECK_FALSE(second);
+  INFO(describe(second));
+  CHECK(natsvisor::publish(self.ptr(), *pub, outgoing{"over.later", "third", {}}));
+  CHECK(got.reached(3));
+  CHECK(eventually([&] { return pub->credit->used() == publish_cost{0, 0}; }, 10s));
 }
