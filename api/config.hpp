@@ -18,14 +18,13 @@ void add_to(caf::actor_system_config& cfg);
 /// its sleep: every hop onto an idle worker costs 50-100 us. natsvisor skips that phase
 /// (`work-stealing.moderate-poll-attempts` = 0): idle workers go from a short spin straight to
 /// CAF's condition variable, which an enqueue from any thread signals at once. That costs a
-/// wake-up per message when many arrive, which fewer workers make up for: one per core
-/// (`scheduler.max-threads`, at least 2; CAF starts at least 4). Measured on 2 cores (medians
-/// of 7, quick bench, several runs): sequential request 0.60-0.66x raw nats.c -> 0.83-0.87x,
-/// actor overhead per round trip 150-190 us -> 75-80 us; 100 concurrent requesters 36-44k ->
-/// 41-43k req/s (moderate 0 alone: 31-37k); publish and get_connection unchanged within noise.
-/// Keys already set in `cfg` are left alone; set them (or pass
-/// `--work-stealing.moderate-poll-attempts=500 --scheduler.max-threads=4`, CAF's defaults here)
-/// to opt out.
+/// wake-up per message when many arrive (100 concurrent requesters: 31-37k instead of 36-44k
+/// req/s). Measured on 2 cores (medians of 7, quick bench, several runs): sequential request
+/// 0.60-0.66x raw nats.c -> 0.83-0.87x, actor overhead per round trip 150-190 us -> 75-80 us;
+/// publish and get_connection unchanged within noise. The number of workers stays CAF's (one per
+/// core gave concurrency back but let a flooded URL starve a healthy one: see api/config.cpp).
+/// Keys already set in `cfg` are left alone; set it (or pass
+/// `--work-stealing.moderate-poll-attempts=500`, CAF's default) to opt out.
 void set_scheduler_defaults(caf::actor_system_config& cfg);
 
 /// An actor_system_config with natsvisor already added.

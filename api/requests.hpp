@@ -142,6 +142,10 @@ auto request_publisher(Self* self, const Handle& svc, std::string url = {},
 /// Fire and forget with credit: false (and nothing sent) when the URL is overloaded.
 template <class Self>
 bool publish(Self* self, const publisher& pub, outgoing msg) {
+  if (!pub.credit) { // no credit to charge (e.g. a default publisher): charged at the door
+    self->send(pub.svc, pub_atom_v, pub.url, std::move(msg));
+    return true;
+  }
   if (!pub.credit->try_charge(cost_of(msg)))
     return false;
   self->send(pub.svc, pub_atom_v, pub.url, std::move(msg), charged_atom_v);
@@ -155,6 +159,8 @@ namespace detail {
 template <class Self, class Atom, class T, class... Ts>
 auto charged_request(Self* self, const publisher& pub, caf::timespan deadline, Atom op, T x,
                      Ts... xs) {
+  if (!pub.credit) // no credit to charge: an uncharged publish, charged at the door
+    return self->request(pub.svc, deadline, op, pub.url, std::move(x), xs...);
   if (!pub.credit->try_charge(cost_of(x)))
     return self->request(pub.svc, deadline, overloaded_atom_v, pub.url);
   return self->request(pub.svc, deadline, op, pub.url, std::move(x), xs..., charged_atom_v);

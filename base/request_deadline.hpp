@@ -23,6 +23,15 @@ inline std::optional<caf::timespan> time_left(steady_time deadline, steady_time 
   return std::chrono::duration_cast<caf::timespan>(deadline - now);
 }
 
+/// `now + timeout`, saturated: a caller's timeout near timespan's maximum (meaning "no deadline
+/// of my own") must not overflow into a deadline in the past.
+inline steady_time deadline_after(steady_time now, caf::timespan timeout) {
+  auto room = steady_time::max() - now;
+  if (timeout >= room)
+    return steady_time::max();
+  return now + std::chrono::duration_cast<steady_time::duration>(timeout);
+}
+
 /// Until when the supervisor parks a request that waits for its URL's connection: `request_timeout`
 /// from now, or the caller's own deadline if that comes first (a request without one, such as a
 /// handle or a health check, waits `request_timeout`).

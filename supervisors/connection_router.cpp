@@ -239,6 +239,8 @@ caf::behavior connection_supervisor(router_type* self, std::shared_ptr<const set
     // while the URL's supervisor is busy.
     [self](overloaded_atom, const std::string& url) -> caf::error {
       auto& key = key_of(self, url);
+      if (auto servers = parse_servers(key); !servers) // makes no credit for a bad URL
+        return std::move(servers.error());
       return make_error(errc::overloaded, supervision::overload_detail(*credit_of(self, key)),
                         redact(key));
     },

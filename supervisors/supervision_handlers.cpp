@@ -83,7 +83,7 @@ caf::response_promise serve(self_ptr self, request_kind kind, const std::string&
   parked_request r{kind, self->make_response_promise(), std::move(forward), std::nullopt};
   auto now = steady_clock::now();
   if (auto timeout = carried_timeout(r.forward)) // as carried: what its caller has left
-    r.deadline = now + *timeout;
+    r.deadline = deadline_after(now, *timeout);
   auto rp = r.promise;
   auto* found = entry_to_serve(self, url, rp, [&r](url_entry& e, caf::error err) {
     refuse(e, r, std::move(err)); // a health check answers unhealthy, not with an error

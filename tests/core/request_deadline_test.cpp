@@ -14,6 +14,7 @@ using namespace std::chrono_literals;
 using natsvisor::carried_timeout;
 using natsvisor::carry_timeout;
 using natsvisor::park_until;
+using natsvisor::deadline_after;
 using natsvisor::steady_time;
 using natsvisor::time_left;
 
@@ -85,4 +86,13 @@ TEST_CASE("a request message carries its timeout last, and what is passed on car
   // Messages that carry no timeout (a publish, a handle request) are left alone.
   CHECK(carried_timeout(caf::make_message(caf::atom("pub"), std::string{"x"})) == std::nullopt);
   CHECK(carried_timeout(caf::make_message(caf::atom("a"), 1, 2)) == std::nullopt);
+}
+
+TEST_CASE("a timeout near timespan's maximum saturates instead of wrapping into the past",
+          "[deadline]") {
+  auto now = steady_time{} + std::chrono::hours(1000);
+  CHECK(deadline_after(now, caf::timespan::max()) == steady_time::max());
+  CHECK(deadline_after(now, caf::timespan::max() - caf::timespan{1}) == steady_time::max());
+  CHECK(deadline_after(now, std::chrono::seconds(2)) == now + std::chrono::seconds(2));
+  CHECK(deadline_after(now, caf::timespan{0}) == now);
 }
