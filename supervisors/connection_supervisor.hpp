@@ -101,7 +101,9 @@ struct url_entry {
   bool over_bound_logged = false; ///< one warning per filling of the buffer
   /// The message path's credit (base/publish_credit.hpp); senders' publishers share it.
   std::shared_ptr<publish_credit> credit;
-  bool overloaded_logged = false; ///< one warning per overload
+  /// When the last warning about refused fire-and-forget publishes was logged: at most one a
+  /// second (a credit hovering at its bound refuses and admits by turns).
+  steady_time overload_logged_at{};
   /// Fire-and-forget publishes refused for credit, not yet reported to watchers (one event per
   /// sweep, not one per publish: an overload must not flood the watchers' mailboxes).
   publish_cost overload_unreported;

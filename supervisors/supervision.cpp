@@ -272,8 +272,10 @@ void refuse_overloaded(self_ptr self, url_entry& e, held_publish p) {
     return;
   }
   auto [messages, bytes] = publish_size(p.msg);
-  if (!std::exchange(e.overloaded_logged, true))
+  if (auto now = steady_clock::now(); now - e.overload_logged_at >= std::chrono::seconds(1)) {
+    e.overload_logged_at = now;
     log().warn("{}: fire-and-forget publishes refused: {}", e.url, overload_detail(*e.credit));
+  }
   if (e.overload_unreported.messages == 0)
     self->delayed_send(self, overload_report_delay, sweep_atom_v, e.key);
   e.overload_unreported += {messages, bytes};

@@ -147,7 +147,6 @@ caf::response_promise accept_publish(self_ptr self, const std::string& url, bool
       refuse_overloaded(self, *e, std::move(p));
       return rp;
     }
-    e->overloaded_logged = false;
   }
   ensure_shared(self, *e);
   publish(self, *e, std::move(p), false);

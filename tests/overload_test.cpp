@@ -78,6 +78,21 @@ struct arrivals {
 // mailboxes hold ~100 MiB.
 constexpr long growth_bound_kb = 16 * 1024;
 
+// AddressSanitizer keeps freed memory in its quarantine (256 MiB by default): resident memory
+// says nothing about natsvisor's bounds there, so the RSS bound is checked in normal builds only
+// (the counts are checked in every build).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool rss_is_meaningful = false;
+#elif defined(__has_feature)
+#  if __has_feature(address_sanitizer)
+constexpr bool rss_is_meaningful = false;
+#  else
+constexpr bool rss_is_meaningful = true;
+#  endif
+#else
+constexpr bool rss_is_meaningful = true;
+#endif
+
 } // namespace
 
 // The plain fire-and-forget API (no publisher): charged at the supervisor's door, so what lies
@@ -173,7 +188,8 @@ TEST_CASE("a producer publishing through a publisher far faster than its connect
   CHECK(refused > 0);
   CHECK(accepted > 0);
   CHECK(accepted + refused == static_cast<uint64_t>(attempts));
-  CHECK(peak_kb - base_kb < growth_bound_kb);
+  if (rss_is_meaningful)
+    CHECK(peak_kb - base_kb < growth_bound_kb);
   // Nothing accepted was lost: every accepted publish reaches the server.
   CHECK(eventually([&] { return arrived.reached(accepted); }, 30s));
   CHECK(arrived.got == accepted);
