@@ -219,6 +219,8 @@ TEST_CASE("natsvisor's scheduler defaults apply unless set before or parsed afte
   {
     natsvisor::config cfg;
     CHECK(moderate(cfg) == 0); // CAF's own default is 500 sleeps of 50 us
+    CHECK(caf::get_or(cfg, "work-stealing.relaxed-sleep-duration", caf::timespan{0})
+          == caf::timespan{std::chrono::milliseconds(1)}); // CAF's: 10 ms
     // The number of workers stays CAF's: natsvisor sets none (see api/config.cpp).
     CHECK(caf::get_if(&cfg.content, "scheduler.max-threads") == nullptr);
   }
