@@ -46,13 +46,7 @@ void pass(route& r, routed_message m) {
 
 // The message-path credit of `key` (validated), made on first use.
 std::shared_ptr<publish_credit> credit_of(router_ptr self, const std::string& key) {
-  auto& st = self->state;
-  auto& c = st.credits[key];
-  if (!c)
-    c = std::make_shared<publish_credit>(
-      publish_cost{static_cast<uint64_t>(st.cfg->publish_credit_messages),
-                   static_cast<uint64_t>(st.cfg->publish_credit_bytes)});
-  return c;
+  return supervision::credit_in(self->state.credits, key, *self->state.cfg);
 }
 
 // Spawns the supervisor of `key` (validated) and routes to it.

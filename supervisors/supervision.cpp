@@ -63,14 +63,19 @@ caf::expected<url_entry*> entry_for(self_ptr self, const std::string& url) {
   return &e;
 }
 
-std::shared_ptr<publish_credit> credit_of(self_ptr self, const std::string& key) {
-  auto& st = self->state;
-  auto& c = st.credits[key];
+std::shared_ptr<publish_credit>
+credit_in(std::map<std::string, std::shared_ptr<publish_credit>>& credits, const std::string& key,
+          const settings& cfg) {
+  auto& c = credits[key];
   if (!c)
     c = std::make_shared<publish_credit>(
-      publish_cost{static_cast<uint64_t>(st.cfg->publish_credit_messages),
-                   static_cast<uint64_t>(st.cfg->publish_credit_bytes)});
+      publish_cost{static_cast<uint64_t>(cfg.publish_credit_messages),
+                   static_cast<uint64_t>(cfg.publish_credit_bytes)});
   return c;
+}
+
+std::shared_ptr<publish_credit> credit_of(self_ptr self, const std::string& key) {
+  return credit_in(self->state.credits, key, *self->state.cfg);
 }
 
 caf::error gave_up_error(const url_entry& e) {

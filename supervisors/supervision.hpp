@@ -3,6 +3,8 @@
 // Internal to the connection supervisor: supervision.cpp acts on the pure cores' decisions,
 // supervision_handlers.cpp holds the message handlers, connection_supervisor.cpp composes them.
 
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,11 @@ caf::expected<url_entry*> entry_for(self_ptr self, const std::string& url);
 caf::error gave_up_error(const url_entry& e);
 /// The message path's credit of `key` (made on first use, kept for good).
 std::shared_ptr<publish_credit> credit_of(self_ptr self, const std::string& key);
+/// The credit `credits[key]` holds, made there with `cfg`'s bounds on first use (the router's
+/// table and, for a URL supervisor made without one, its own).
+std::shared_ptr<publish_credit>
+credit_in(std::map<std::string, std::shared_ptr<publish_credit>>& credits, const std::string& key,
+          const settings& cfg);
 
 void answer(self_ptr self, url_entry& e, parked_request& r);
 void refuse(const url_entry& e, parked_request& r, caf::error err);
