@@ -78,13 +78,14 @@ struct arrivals {
 // mailboxes hold ~100 MiB.
 constexpr long growth_bound_kb = 16 * 1024;
 
-// AddressSanitizer keeps freed memory in its quarantine (256 MiB by default): resident memory
-// says nothing about natsvisor's bounds there, so the RSS bound is checked in normal builds only
-// (the counts are checked in every build).
-#if defined(__SANITIZE_ADDRESS__)
+// AddressSanitizer keeps freed memory in its quarantine (256 MiB by default) and
+// ThreadSanitizer's shadow grows with every page touched: resident memory says nothing about
+// natsvisor's bounds there, so the RSS bound is checked in normal builds only (the counts are
+// checked in every build).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 constexpr bool rss_is_meaningful = false;
 #elif defined(__has_feature)
-#  if __has_feature(address_sanitizer)
+#  if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 constexpr bool rss_is_meaningful = false;
 #  else
 constexpr bool rss_is_meaningful = true;
