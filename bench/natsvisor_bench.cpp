@@ -40,6 +40,7 @@
 #include "config/settings.hpp"
 #include "nats/type_ids.hpp"
 #include "nats_server.hpp"
+#include "process_stats.hpp"
 #include "throttle_proxy.hpp"
 
 namespace {
@@ -77,15 +78,6 @@ double percentile(std::vector<double> v, double p) {
   return v[rank - 1];
 }
 
-long proc_status_kb(const char* key) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  auto klen = std::strlen(key);
-  while (std::getline(in, line))
-    if (line.compare(0, klen, key) == 0 && line.size() > klen && line[klen] == ':')
-      return std::atol(line.c_str() + klen + 1);
-  return -1;
-}
 
 // Fails the whole run at once (also from actor threads); the servers die with the process
 // (PR_SET_PDEATHSIG).
@@ -1088,7 +1080,7 @@ void bench_scale(caf::actor_system& sys, const options& opt, results& res) {
     auto cfg = base_settings(srvs[0]->url());
     cfg.connection_pool_size = per_server;
     natsvisor::connection_service svc{sys, cfg};
-    auto rss0 = proc_status_kb("VmRSS");
+    auto rss0 = natsvisor::testing::proc_status_kb("VmRSS");
     std::vector<natsvisor::lease> leases;
     for (auto& s : srvs)
       for (int i = 0; i < per_server; ++i) {
@@ -1097,7 +1089,7 @@ void bench_scale(caf::actor_system& sys, const options& opt, results& res) {
           die("lease: " + natsvisor::describe(l.error()));
         leases.push_back(std::move(*l));
       }
-    auto rss1 = proc_status_kb("VmRSS");
+    auto rss1 = natsvisor::testing::proc_status_kb("VmRSS");
     int open = 0;
     for (auto& s : srvs)
       open += std::max(0, s->connection_count());
@@ -1109,7 +1101,7 @@ void bench_scale(caf::actor_system& sys, const options& opt, results& res) {
              ">= 100 open");
   res.put("scale.rss_per_connection_kb", median(per_conn_kb), "KB");
   // VmHWM: the peak of the whole process so far (all sections, both scale runs included).
-  res.put("scale.peak_rss_mb", proc_status_kb("VmHWM") / 1024.0, "MB");
+  res.put("scale.peak_rss_mb", natsvisor::testing::proc_status_kb("VmHWM") / 1024.0, "MB");
 }
 
 // A producer publishing 10x faster than its connection drains: a real nats-server behind a
@@ -1169,7 +1161,7 @@ void bench_overload(caf::actor_system& sys, const options& opt, results& res) {
     if (!with_publisher)
       self->send(sup, natsvisor::watch_atom_v, caf::actor_cast<caf::actor>(self));
     const std::string payload(size, 'x');
-    auto rss0 = proc_status_kb("VmRSS");
+    auto rss0 = natsvisor::testing::proc_status_kb("VmRSS");
     uint64_t attempts = 0, accepted = 0, refused = 0;
     long peak_kb = 0;
     {
@@ -1250,17 +1242,6 @@ void bench_overload(caf::actor_system& sys, const options& opt, results& res) {
 // 6. Subscriptions at scale
 // ================================================================================================
 
-// Threads of this process now (its /proc/self/task entries).
-double task_count() {
-  double n = 0;
-  if (DIR* d = ::opendir("/proc/self/task")) {
-    while (auto* e = ::readdir(d))
-      if (e->d_name[0] != '.')
-        ++n;
-    ::closedir(d);
-  }
-  return n;
-}
 
 // Bytes the allocator has handed out and not taken back (all arenas): unlike RSS it is not
 // hidden by pages freed earlier and reused.
@@ -1314,8 +1295,8 @@ subs_run subs_natsvisor(caf::actor_system& sys, const std::string& url,
   if (!svc.subscribe("warm.up", counter) || !svc.health_check())
     die("subs: warm-up failed");
   subs_run out;
-  auto threads0 = task_count();
-  auto rss0 = proc_status_kb("VmRSS");
+  auto threads0 = static_cast<double>(natsvisor::testing::thread_count());
+  auto rss0 = natsvisor::testing::proc_status_kb("VmRSS");
   auto heap0 = heap_in_use();
   auto n = subjects.size();
   auto ok = run_in_actor(sys, [&](caf::event_based_actor* self, std::function<void(double)> done) {
@@ -1331,12 +1312,12 @@ subs_run subs_natsvisor(caf::actor_system& sys, const std::string& url,
   });
   if (ok != 1)
     die("subs: subscribing failed");
-  out.threads = task_count() - threads0;
-  out.rss_bytes = static_cast<double>(proc_status_kb("VmRSS") - rss0) * 1024.0 / n;
+  out.threads = static_cast<double>(natsvisor::testing::thread_count()) - threads0;
+  out.rss_bytes = static_cast<double>(natsvisor::testing::proc_status_kb("VmRSS") - rss0) * 1024.0 / n;
   out.heap_bytes = (heap_in_use() - heap0) / n;
   out.msgs_per_s = deliver(url, subjects, total, *count);
   // Everything delivered: every subscription's thread exists by now.
-  out.threads = std::max(out.threads, task_count() - threads0);
+  out.threads = std::max(out.threads, static_cast<double>(natsvisor::testing::thread_count()) - threads0);
   caf::anon_send_exit(counter, caf::exit_reason::user_shutdown);
   return out;
 }
@@ -1364,8 +1345,8 @@ subs_run subs_raw(const std::string& url, const std::vector<std::string>& subjec
   subs.push_back(nullptr);
   check(natsConnection_Subscribe(&subs.back(), nc, "warm.up", on_count, &count), "subscribe");
   subs_run out;
-  auto threads0 = task_count();
-  auto rss0 = proc_status_kb("VmRSS");
+  auto threads0 = static_cast<double>(natsvisor::testing::thread_count());
+  auto rss0 = natsvisor::testing::proc_status_kb("VmRSS");
   auto heap0 = heap_in_use();
   for (auto& subject : subjects) {
     subs.push_back(nullptr);
@@ -1374,11 +1355,11 @@ subs_run subs_raw(const std::string& url, const std::vector<std::string>& subjec
   }
   check(natsConnection_FlushTimeout(nc, 10000), "flush");
   auto n = subjects.size();
-  out.threads = task_count() - threads0;
-  out.rss_bytes = static_cast<double>(proc_status_kb("VmRSS") - rss0) * 1024.0 / n;
+  out.threads = static_cast<double>(natsvisor::testing::thread_count()) - threads0;
+  out.rss_bytes = static_cast<double>(natsvisor::testing::proc_status_kb("VmRSS") - rss0) * 1024.0 / n;
   out.heap_bytes = (heap_in_use() - heap0) / n;
   out.msgs_per_s = deliver(url, subjects, total, count);
-  out.threads = std::max(out.threads, task_count() - threads0);
+  out.threads = std::max(out.threads, static_cast<double>(natsvisor::testing::thread_count()) - threads0);
   for (auto* s : subs)
     natsSubscription_Destroy(s);
   natsConnection_Destroy(nc);

@@ -24,6 +24,7 @@
 
 #include "monitor_http.hpp"
 #include "nats_server.hpp"
+#include "process_stats.hpp"
 #include "service_fixture.hpp"
 
 #include "actors/pull_consumer.hpp"
@@ -82,12 +83,6 @@ int64_t timed_request(caf::scoped_actor& self, const caf::actor& svc) {
   return ms_since(start);
 }
 
-size_t thread_count() {
-  size_t n = 0;
-  for ([[maybe_unused]] auto& entry : std::filesystem::directory_iterator{"/proc/self/task"})
-    ++n;
-  return n;
-}
 
 /// Collects natsvisor's log lines; its own mutex makes reading safe while actors log.
 class capture_sink : public spdlog::sinks::base_sink<std::mutex> {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "nats_server.hpp"
+#include "process_stats.hpp"
 #include "service_fixture.hpp"
 
 #include "api/requests.hpp"
@@ -16,17 +17,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Threads of this process now (its /proc/self/task entries).
-size_t thread_count() {
-  size_t n = 0;
-  if (DIR* d = ::opendir("/proc/self/task")) {
-    while (auto* e = ::readdir(d))
-      if (e->d_name[0] != '.')
-        ++n;
-    ::closedir(d);
-  }
-  return n;
-}
 
 // Subscribes `subscriber` to `prefix`.0 .. `prefix`.<n-1> with all requests in flight at once
 // (one event-based actor sends them and counts the answers), so 10,000 cost no 10,000 round

@@ -127,15 +127,6 @@ void throttle_proxy::pump(int from, int to, bool throttled) {
   ::shutdown(to, SHUT_RDWR);
 }
 
-long proc_status_kb(const char* key) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  auto klen = std::strlen(key);
-  while (std::getline(in, line))
-    if (line.compare(0, klen, key) == 0 && line.size() > klen && line[klen] == ':')
-      return std::atol(line.c_str() + klen + 1);
-  return -1;
-}
 
 rss_sampler::rss_sampler() {
   peak_ = proc_status_kb("VmRSS");

@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "process_stats.hpp"
+
 namespace natsvisor::testing {
 
 class throttle_proxy {
@@ -45,9 +47,6 @@ class throttle_proxy {
   std::vector<std::thread> pumps_;
   std::thread acceptor_;
 };
-
-/// VmRSS or VmHWM (kB) of this process from /proc/self/status; -1 if absent.
-long proc_status_kb(const char* key);
 
 /// Samples VmRSS every few milliseconds until destroyed; `peak_kb()` is the highest seen.
 class rss_sampler {
