@@ -131,13 +131,16 @@ void consider_retirement(router_ptr self, const std::string& key) {
         if (reached.size() == 2) {
           stash = st.routes.retired(key, {reached[0], reached[1]});
           st.last_status.erase(key);
-          if (stash.empty())
-            return;
-          if (st.shutting_down) { // cannot happen: stashes are answered at shutdown
-            for (auto& m : stash)
+          if (st.shutting_down) {
+            // It agreed before it saw the exit sent to it, and its route is gone now: its down
+            // message finds none, so this may have been the route the router waited for.
+            for (auto& m : stash) // none: stashes were answered when the shutdown began
               detail::deliver_error(m.promise, stopped_error(key));
+            quit_if_done(self);
             return;
           }
+          if (stash.empty())
+            return;
           auto& fresh = open_route(self, key, false);
           for (auto& m : stash)
             pass(fresh, std::move(m));

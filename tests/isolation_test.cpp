@@ -99,3 +99,34 @@ TEST_CASE("a hung URL flooded with parked requests leaves another URL fast", "[i
   CHECK(flooded >= 100000); // the flood ran all along
   natsSubscription_Destroy(sub);
 }
+
+TEST_CASE("the service stops while URL supervisors retire", "[isolation]") {
+  // Defect: a URL supervisor that agreed to retire just before the service stopped ended
+  // unknown to the router (whose answer erased its route without checking whether it was the
+  // last one), so the router waited forever for it and stop() never returned.
+  // Each round: URL supervisors that have nothing to do (asked for, never used) offer to
+  // retire at once, and the service stops while the router's questions are out.
+  for (int round = 0; round < 30; ++round) {
+    natsvisor::config cfg;
+    caf::actor_system sys{cfg};
+    connection_service svc{sys, fast_settings("nats://127.0.0.1:1")};
+    auto router = caf::actor_cast<caf::actor>(svc.api());
+    caf::scoped_actor self{sys};
+    // Nothing listens there: none of them connects (none is used). Each answer means a
+    // handshake about to start or running, so the exit below meets some midway.
+    for (int i = 0; i < 20 + round; ++i)
+      self->request(router, 5s, get_svc_atom_v, "nats://127.0.0.1:" + std::to_string(1 + i))
+        .receive([](const caf::actor&) {}, [](caf::error& err) { FAIL(describe(err)); });
+    self->monitor(router);
+    self->send_exit(router, caf::exit_reason::user_shutdown);
+    bool ended = false;
+    self->receive([&](const caf::down_msg&) { ended = true; },
+                  caf::after(std::chrono::seconds(20)) >> [] { /* checked below */ });
+    if (!ended) {
+      // The service's destructor would wait for the router forever: end here, loudly.
+      std::fprintf(stderr, "round %d: the router never ended after its URL supervisors\n", round);
+      std::abort();
+    }
+    CHECK(ended);
+  }
+}
