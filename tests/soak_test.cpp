@@ -103,6 +103,53 @@ struct tally {
   }
 };
 
+// Sees, on its own connections, every JetStream publish (with the reply subject it asked the
+// ack on) and every message to an inbox (the acks among them): so a lost acknowledged message
+// tells whether the server sent that ack to that publish's reply subject (the server's doing)
+// or natsvisor handed it to the wrong caller.
+struct ack_witness {
+  std::mutex mtx;
+  // One per node sees each message: sets, so each is listed once.
+  std::map<std::string, std::set<std::string>> by_reply; // reply subject -> what it saw
+  std::map<uint64_t, std::set<std::string>> replies_of;  // id -> reply subjects it used
+  static void on_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+    auto self = static_cast<ack_witness*>(closure);
+    std::string subject = natsMsg_GetSubject(msg);
+    std::string data{natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg))};
+    auto reply = natsMsg_GetReply(msg);
+    {
+      std::lock_guard<std::mutex> guard{self->mtx};
+      if (subject == "soak.js" && reply != nullptr) {
+        self->by_reply[reply].insert("publish of id " + data);
+        self->replies_of[std::strtoull(data.c_str(), nullptr, 10)].insert(reply);
+      } else if (data.find("\"seq\"") != std::string::npos) {
+        self->by_reply[subject].insert("ack " + data);
+      }
+    }
+    natsMsg_Destroy(msg);
+  }
+  // What it knows of `id`'s publishes and acks, and which reply subjects got an ack of `seq`.
+  std::string explain(uint64_t id, uint64_t seq) {
+    std::lock_guard<std::mutex> guard{mtx};
+    std::string out;
+    for (auto& reply : replies_of[id]) {
+      out += "\n    published with reply " + reply + ":";
+      for (auto& e : by_reply[reply])
+        out += " [" + e + "]";
+    }
+    auto needle = "\"seq\":" + std::to_string(seq) + ",";
+    for (auto& [reply, seen] : by_reply)
+      for (auto& e : seen)
+        if (e.find(needle) != std::string::npos) {
+          out += "\n    an ack of sequence " + std::to_string(seq) + " went to " + reply + ":";
+          for (auto& x : seen)
+            out += " [" + x + "]";
+          break;
+        }
+    return out.empty() ? std::string{"\n    (the witness saw nothing of it)"} : out;
+  }
+};
+
 enum class fault { kill_brief, node_loss, pause, lame_duck, cluster_down };
 
 const char* name_of(fault f) {
@@ -154,6 +201,7 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
   natsSubscription* echo_sub = nullptr;
   REQUIRE(natsConnection_Subscribe(&echo_sub, responder.nc, "soak.req", echo, nullptr) == NATS_OK);
   REQUIRE(natsConnection_FlushTimeout(responder.nc, 5000) == NATS_OK);
+  ack_witness witness; // on the observers' connections too
   std::vector<std::unique_ptr<core_counter>> counted; // one per node: a duplicate is per observer
   std::vector<std::unique_ptr<raw_connection>> observers;
   std::vector<natsSubscription*> count_subs;
@@ -165,8 +213,16 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
                                      counted.back().get())
             == NATS_OK);
     natsSubscription_SetPendingLimits(sub, -1, -1);
-    REQUIRE(natsConnection_FlushTimeout(observers.back()->nc, 5000) == NATS_OK);
     count_subs.push_back(sub);
+    for (auto subject : {"soak.js", "_INBOX.>"}) {
+      natsSubscription* w = nullptr;
+      REQUIRE(natsConnection_Subscribe(&w, observers.back()->nc, subject, ack_witness::on_msg,
+                                       &witness)
+              == NATS_OK);
+      natsSubscription_SetPendingLimits(w, -1, -1);
+      count_subs.push_back(w);
+    }
+    REQUIRE(natsConnection_FlushTimeout(observers.back()->nc, 5000) == NATS_OK);
   }
   {
     auto js = f.svc->get_jetstream();
@@ -394,6 +450,7 @@ TEST_CASE("soak: mixed faults under load lose no acknowledged JetStream message 
     auto ms = [](clk::duration d) {
       return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
     };
+    lost_detail += witness.explain(id, ack.sequence);
     for (auto& [began, kind] : fault_log)
       if (began > at) { // the first fault after the acknowledgement
         lost_detail += ", acked " + ms(began - at) + " ms before a " + name_of(kind);
