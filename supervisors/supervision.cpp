@@ -113,16 +113,12 @@ void answer(self_ptr self, url_entry& e, parked_request& r) {
       break;
     case request_kind::health: r.promise.delegate(s.child, health_atom_v); break;
     case request_kind::forward:
-      // With only the time its caller has left: parking does not restart its timeout.
-      if (r.deadline) {
-        auto left = time_left(*r.deadline, steady_clock::now());
-        if (!left) {
-          detail::deliver_error(r.promise, make_error(errc::timeout,
-                                                      "no connection within the request's timeout",
-                                                      e.url));
-          break;
-        }
-        carry_timeout(r.forward, *left);
+      // With its caller's deadline, which parking does not move.
+      if (r.deadline && !time_left(*r.deadline, steady_clock::now())) {
+        detail::deliver_error(r.promise, make_error(errc::timeout,
+                                                    "no connection within the request's timeout",
+                                                    e.url));
+        break;
       }
       r.promise.delegate(s.child, std::move(r.forward));
       break;
