@@ -63,14 +63,17 @@ caf::expected<url_entry*> entry_for(self_ptr self, const std::string& url) {
   return &e;
 }
 
+publish_cost credit_limit(const settings& cfg) {
+  return {static_cast<uint64_t>(cfg.publish_credit_messages),
+          static_cast<uint64_t>(cfg.publish_credit_bytes)};
+}
+
 std::shared_ptr<publish_credit>
 credit_in(std::map<std::string, std::shared_ptr<publish_credit>>& credits, const std::string& key,
           const settings& cfg) {
   auto& c = credits[key];
   if (!c)
-    c = std::make_shared<publish_credit>(
-      publish_cost{static_cast<uint64_t>(cfg.publish_credit_messages),
-                   static_cast<uint64_t>(cfg.publish_credit_bytes)});
+    c = std::make_shared<publish_credit>(credit_limit(cfg));
   return c;
 }
 

@@ -5,12 +5,14 @@
 
 #include <algorithm>
 #include <optional>
+#include <vector>
 
 #include "nats_server.hpp"
 #include "service_fixture.hpp"
 #include "throttle_proxy.hpp"
 
 #include "api/requests.hpp"
+#include "base/credit_table.hpp"
 #include "config/url.hpp"
 
 using namespace natsvisor;
@@ -258,4 +260,43 @@ TEST_CASE("a publisher outlives its URL's supervisor", "[overload][isolation]") 
   CHECK(natsvisor::publish(self.ptr(), *pub, outgoing{"over.later", "third", {}}));
   CHECK(got.reached(3));
   CHECK(eventually([&] { return pub->credit->used() == publish_cost{0, 0}; }, 10s));
+}
+
+// The router kept one credit per URL ever named, for good: a program publishing to ever new URLs
+// grew that table forever (and a publisher for the 10001st URL in use was granted like any).
+TEST_CASE("the router keeps the publish credits of URLs in use only, up to a bound past which a "
+          "new URL's publisher is refused with overloaded",
+          "[overload][limits]") {
+  nats_server srv;
+  service_fixture f{fast_settings(srv.url())};
+  REQUIRE(f.svc->get_connection()); // the default URL's supervisor holds its credit
+  caf::scoped_actor self{f.sys};
+  auto publisher_of = [&](int port) {
+    caf::expected<publisher> out{caf::error{}};
+    // Never connected: a publisher only names its URL.
+    self->request(f.svc->api(), 5s, publisher_atom_v, "nats://127.0.0.1:" + std::to_string(port))
+      .receive([&](publisher& p) { out = std::move(p); },
+               [&](caf::error& err) { out = std::move(err); });
+    return out;
+  };
+  std::vector<publisher> held;
+  caf::error refused;
+  for (int port = 20000; port < 20000 + static_cast<int>(max_url_credits) + 10; ++port) {
+    auto p = publisher_of(port);
+    if (!p) {
+      refused = std::move(p.error());
+      break;
+    }
+    held.push_back(std::move(*p));
+  }
+  INFO(held.size() << " publishers held; refused with " << describe(refused));
+  CHECK(held.size() == max_url_credits - 1);
+  CHECK(code_of(refused) == errc::overloaded);
+  CHECK(held.front().credit == publisher_of(20000)->credit); // a URL in use keeps its credit
+  held.clear();
+  // Let go: their credits are forgotten for new URLs, as many again.
+  for (int port = 40000; port < 40000 + static_cast<int>(max_url_credits); ++port) {
+    auto p = publisher_of(port);
+    REQUIRE(p);
+  }
 }
