@@ -29,7 +29,7 @@ std::vector<std::string> values(std::vector<std::pair<uint64_t, std::string>> ta
 // take (a reply slot's token, with its high bit and a reused slot's index, or the table's own).
 TEST_CASE("a connection's requests are taken all in the order they arrived, whatever their "
           "tokens",
-          "[core][request_table]") {
+          "[core][request-table]") {
   request_table<std::string> table{10};
   std::string a = "a", b = "b", c = "c", d = "d", e = "e";
   REQUIRE(table.add(t0 + 5s, a) == 1u);
@@ -42,7 +42,7 @@ TEST_CASE("a connection's requests are taken all in the order they arrived, what
   CHECK(table.size() == 0);
 }
 
-TEST_CASE("a request the table refuses is left to its caller untouched", "[core][request_table]") {
+TEST_CASE("a request the table refuses is left to its caller untouched", "[core][request-table]") {
   request_table<std::string> table{1};
   std::string a = "a", b = "b";
   REQUIRE(table.add(t0 + 1s, a));
