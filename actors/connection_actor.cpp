@@ -400,17 +400,14 @@ void send_request(self_ptr self, uint64_t token, const outgoing& m) {
 void hand_back(self_ptr self);
 
 // Hands a request in flight back to the supervisor (its connection failed, or retires), to be
-// served on the next one with only the time its caller has left: the caller's timeout bounds
-// the whole wait (base/request_deadline.hpp). Past it, answered here.
+// served on the next one by the deadline it carries: its caller's (base/request_deadline.hpp).
+// Past it, answered here.
 void bounce_pending(self_ptr self, pending_request& p) {
   auto& st = self->state;
-  if (p.kind != pending_request::confirmed) { // a confirmed publish goes to the outbox instead
-    auto left = time_left(p.deadline, steady_clock::now());
-    if (!left) {
-      detail::deliver_error(p.promise, make_error(errc::timeout, "no reply in time", st.url));
-      return;
-    }
-    carry_timeout(p.retry, *left);
+  // A confirmed publish goes to the outbox instead.
+  if (p.kind != pending_request::confirmed && !time_left(p.deadline, steady_clock::now())) {
+    detail::deliver_error(p.promise, make_error(errc::timeout, "no reply in time", st.url));
+    return;
   }
   p.promise.delegate(st.supervisor, bounce_atom_v, st.key, std::move(p.retry));
 }
@@ -454,8 +451,9 @@ void dispatch_request(self_ptr self, pending_request p, const outgoing& m, caf::
   flush_if_idle(self);
 }
 
-// Sends a request (a reply or a JetStream acknowledgement expected) on the reply subscription.
-void start_request(self_ptr self, const outgoing& m, caf::timespan timeout,
+// Sends a request (a reply or a JetStream acknowledgement expected) on the reply subscription,
+// until its caller's deadline (the time it waited in this actor's mailbox counts).
+void start_request(self_ptr self, const outgoing& m, steady_time deadline,
                    pending_request::kind_t kind) {
   auto action = gate_of(self, nats_call::request);
   if (action == gate_action::hold && !self->state.replies) {
@@ -464,8 +462,13 @@ void start_request(self_ptr self, const outgoing& m, caf::timespan timeout,
   }
   pending_request p{kind, self->make_response_promise(),
                     self->current_mailbox_element()->copy_content_to_message(), {}, 0};
-  p.deadline = steady_clock::now() + timeout;
-  dispatch_request(self, std::move(p), m, timeout, action);
+  p.deadline = deadline;
+  auto left = time_left(deadline, steady_clock::now());
+  if (!left) {
+    detail::deliver_error(p.promise, make_error(errc::timeout, "no reply in time", self->state.url));
+    return;
+  }
+  dispatch_request(self, std::move(p), m, *left, action);
 }
 
 // -- lifecycle ----------------------------------------------------------------------------------
@@ -709,8 +712,8 @@ caf::message_handler bouncing(self_ptr self) {
       settle(self, m);
       return bounce<caf::unit_t>(self);
     },
-    [self](req_atom, const outgoing&, caf::timespan) { return bounce<nats_message>(self); },
-    [self](js_pub_atom, const outgoing&, caf::timespan) { return bounce<js_ack>(self); },
+    [self](req_atom, const outgoing&, caller_deadline) { return bounce<nats_message>(self); },
+    [self](js_pub_atom, const outgoing&, caller_deadline) { return bounce<js_ack>(self); },
     // Durable in the supervisor: subscribed again on the next connection.
     [](sub_atom, uint64_t id, const std::string&, const std::string&, const caf::actor&) {
       return id;
@@ -882,12 +885,12 @@ caf::message_handler serving(self_ptr self) {
               timeout);
       return caf::delegated<caf::unit_t>{};
     },
-    [self](req_atom, const outgoing& m, caf::timespan timeout) {
-      start_request(self, m, timeout, pending_request::reply);
+    [self](req_atom, const outgoing& m, caller_deadline d) {
+      start_request(self, m, d.at, pending_request::reply);
       return caf::delegated<nats_message>{};
     },
-    [self](js_pub_atom, const outgoing& m, caf::timespan timeout) {
-      start_request(self, m, timeout, pending_request::js_ack);
+    [self](js_pub_atom, const outgoing& m, caller_deadline d) {
+      start_request(self, m, d.at, pending_request::js_ack);
       return caf::delegated<js_ack>{};
     },
     [self](nats_message& reply) { finish_request(self, reply); },

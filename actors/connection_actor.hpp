@@ -129,9 +129,9 @@ using connection_actor_type = caf::stateful_actor<connection_actor_state>;
 ///
 /// Answers (stats) -> traffic in every state (the last counters read while nats.c (re)connects).
 /// Serves, while connected: health -> health_result (a non-blocking round trip);
-/// (pub, outgoing), (pub, vector<outgoing>), (pub, packed_batch); (req, outgoing, timeout) ->
-/// nats_message; (pub_conf, outgoing, timeout) -> unit once the server has read it;
-/// (js_pub, outgoing, timeout) -> js_ack; (sub, id, subject, queue, subscriber) ->
+/// (pub, outgoing), (pub, vector<outgoing>), (pub, packed_batch); (req, outgoing,
+/// caller_deadline) -> nats_message; (pub_conf, outgoing, timeout) -> unit once the server has
+/// read it; (js_pub, outgoing, caller_deadline) -> js_ack; (sub, id, subject, queue, subscriber) ->
 /// id once the server has the subscription; (unsub, id); (stop_conn, error): answers everything in
 /// flight with the error, closes the connection, quits; (retire): replaced by the next
 /// generation, hands what is in flight back to the supervisor (as a bounce), closes, quits.

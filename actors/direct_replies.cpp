@@ -90,7 +90,11 @@ natsStatus subscribe_replies(natsSubscription** sub, natsConnection* nc,
   s = natsSubscription_SetOnCompleteCB(*sub, on_complete, closure.get());
   if (s != NATS_OK) {
     // Without the completion callback nothing tells when the last delivery using the closure
-    // ended: undo, and leave the closure (a few bytes) rather than risk freeing it under one.
+    // ended: undo, and leave the closure rather than risk freeing it under one. It keeps the
+    // route and its slot table (about 64 bytes a slot), no slot armed: the caller (track) arms
+    // slots only once this succeeded, and answers its request with the typed error. nats.c
+    // refuses only a subscription closed meanwhile (its connection closed between these two
+    // calls), after which every further subscribe fails before this point: once a connection.
     closure.release();
     natsSubscription_Unsubscribe(*sub);
     natsSubscription_Destroy(*sub);

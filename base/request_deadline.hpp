@@ -1,15 +1,17 @@
 #pragma once
 
 // A caller's timeout bounds the whole wait of its request, wherever the request waits: parked in
-// the supervisor while the URL's connection (re)starts, held in the connection actor while nats.c
-// reconnects, handed back after a failed connection and parked again, in flight. Each hop turns
-// the timeout it received into a deadline and passes on only the time left, so no hop starts the
-// caller's timeout afresh. Pure (the actors read the clock): tested in tests/core.
+// the supervisor while the URL's connection (re)starts, queued or held in the connection actor,
+// handed back after a failed connection and parked again, in flight. The supervisor turns the
+// caller's timeout into a deadline once, when the request arrives, and every later hop passes
+// that deadline on unchanged, so no hop (and no mailbox) starts the caller's timeout afresh.
+// Pure (the actors read the clock): tested in tests/core.
 
 #include <algorithm>
 #include <optional>
 
 #include "caf/message.hpp"
+#include "caf/meta/type_name.hpp"
 
 #include "base/time.hpp"
 
@@ -36,22 +38,31 @@ inline steady_time deadline_after(steady_time now, caf::timespan timeout) {
 /// from now, or the caller's own deadline if that comes first (a request without one, such as a
 /// handle or a health check, waits `request_timeout`).
 inline steady_time park_until(steady_time now, caf::timespan request_timeout,
-                              std::optional<steady_time> caller_deadline) {
+                              std::optional<steady_time> deadline) {
   auto bound = now + request_timeout;
-  return caller_deadline ? std::min(bound, *caller_deadline) : bound;
+  return deadline ? std::min(bound, *deadline) : bound;
 }
 
-/// The caller's timeout that a message-path request carries as its last element ((req, outgoing,
-/// timeout) or (js_pub, outgoing, timeout)), if it carries one.
-inline std::optional<caf::timespan> carried_timeout(const caf::message& m) {
-  if (m.size() == 3 && m.match_element<caf::timespan>(2))
-    return m.get_as<caf::timespan>(2);
+/// The caller's deadline, as a message-path request carries it between natsvisor's own actors
+/// (supervisor -> connection actor -> handed back: (req, outgoing, caller_deadline) or (js_pub,
+/// outgoing, caller_deadline)). An instant, not a duration: a duration would restart at every
+/// hop that reads it, so the time a request spends in a mailbox (a connection actor blocked in a
+/// write, say) would be added to its caller's wait.
+struct caller_deadline {
+  steady_time at;
+};
+
+/// Local messages only: the instant travels as it is.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, caller_deadline&) {
+  return f(caf::meta::type_name("caller_deadline"));
+}
+
+/// The deadline a message-path request carries as its last element, if it carries one.
+inline std::optional<steady_time> carried_deadline(const caf::message& m) {
+  if (m.size() == 3 && m.match_element<caller_deadline>(2))
+    return m.get_as<caller_deadline>(2).at;
   return std::nullopt;
-}
-
-/// Makes `m` (one that carries a timeout) carry `left` instead: what the next hop gets.
-inline void carry_timeout(caf::message& m, caf::timespan left) {
-  m.get_mutable_as<caf::timespan>(2) = left; // copy on write: other holders keep theirs
 }
 
 } // namespace natsvisor

@@ -5,6 +5,7 @@
 #include "caf/all.hpp"
 
 #include "base/publish_credit.hpp"
+#include "base/request_deadline.hpp"
 #include "messages/errors.hpp"
 #include "nats/handles.hpp"
 #include "messages/types.hpp"
@@ -36,6 +37,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(natsvisor, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(natsvisor, (natsvisor::publish_status))
   CAF_ADD_TYPE_ID(natsvisor, (natsvisor::slow_consumer))
   CAF_ADD_TYPE_ID(natsvisor, (natsvisor::publisher))
+  CAF_ADD_TYPE_ID(natsvisor, (natsvisor::caller_deadline))
 
   // Atom text: at most 10 characters in CAF 0.17. CAF defines close_atom, get_atom, ... in
   // namespace caf already; these live in namespace natsvisor.

@@ -44,21 +44,45 @@ void pass(route& r, routed_message m) {
     m.promise.delegate(r.actor, std::move(m.msg));
 }
 
-// The message-path credit of `key` (validated), made on first use.
+// The message-path credit of `key` (validated), made on first use; null past the bound of URLs
+// in use (base/credit_table.hpp).
 std::shared_ptr<publish_credit> credit_of(router_ptr self, const std::string& key) {
-  return supervision::credit_in(self->state.credits, key, *self->state.cfg);
+  return self->state.credits.of(key, supervision::credit_limit(*self->state.cfg));
 }
 
-// Spawns the supervisor of `key` (validated) and routes to it.
-route& open_route(router_ptr self, const std::string& key, bool eager) {
+caf::error too_many_urls(const std::string& key) {
+  return make_error(errc::overloaded,
+                    "the publish credits of " + std::to_string(max_url_credits)
+                      + " URLs are in use (by their supervisors and publishers)",
+                    redact(key));
+}
+
+// Spawns the supervisor of `key` (validated) and routes to it; null past the bound of URLs in
+// use.
+route* open_route(router_ptr self, const std::string& key, bool eager) {
   auto& st = self->state;
+  auto credit = credit_of(self, key);
+  if (!credit)
+    return nullptr;
   auto opening = st.routes.prepare(key);
   url_start start{key,           caf::actor_cast<caf::actor>(self), opening.serial << route_serial_shift,
                   opening.from,  st.watchers,                       eager,
-                  credit_of(self, key)};
+                  std::move(credit)};
   auto actor = self->spawn(url_supervisor, st.cfg, std::move(start));
   self->monitor(actor);
-  return st.routes.add(key, std::move(actor), opening.serial);
+  return &st.routes.add(key, std::move(actor), opening.serial);
+}
+
+// Messages stashed for the URL supervisor of `key` that ended: to a fresh one.
+void reopen(router_ptr self, const std::string& key, std::vector<routed_message>& stash) {
+  if (stash.empty())
+    return;
+  auto* fresh = open_route(self, key, false);
+  for (auto& m : stash)
+    if (fresh)
+      pass(*fresh, std::move(m));
+    else
+      detail::deliver_error(m.promise, too_many_urls(key));
 }
 
 // Ends the service once every URL supervisor has ended.
@@ -106,7 +130,11 @@ caf::response_promise route_current(router_ptr self, const std::string& url, boo
       absent(rp);
       return rp;
     }
-    r = &open_route(self, std::string{key}, false);
+    r = open_route(self, std::string{key}, false);
+    if (r == nullptr) {
+      detail::deliver_error(rp, too_many_urls(key));
+      return rp;
+    }
   }
   // `url` refers into the message: not used past this point.
   pass(*r, routed_message{rp, self->current_mailbox_element()->move_content_to_message()});
@@ -139,11 +167,7 @@ void consider_retirement(router_ptr self, const std::string& key) {
             quit_if_done(self);
             return;
           }
-          if (stash.empty())
-            return;
-          auto& fresh = open_route(self, key, false);
-          for (auto& m : stash)
-            pass(fresh, std::move(m));
+          reopen(self, key, stash);
           return;
         }
         stash = st.routes.kept(key);
@@ -174,11 +198,7 @@ void on_down(router_ptr self, caf::down_msg& msg) {
       shut_down(self, msg.reason);
       return;
     }
-    if (!stash.empty()) {
-      auto& fresh = open_route(self, key, false);
-      for (auto& m : stash)
-        pass(fresh, std::move(m));
-    }
+    reopen(self, key, stash);
     return;
   }
   // A watcher died (each URL supervisor forgets it by itself).
@@ -200,8 +220,8 @@ caf::behavior connection_supervisor(router_type* self, std::shared_ptr<const set
     auto& key = key_of(self, url);
     if (auto servers = parse_servers(key); !servers)
       log().error("cannot supervise {}: {}", redact(key), describe(servers.error()));
-    else if (!st.routes.find(key))
-      open_route(self, key, true);
+    else if (!st.routes.find(key) && !open_route(self, key, true))
+      log().error("cannot supervise {}: {}", redact(key), describe(too_many_urls(key)));
   }
   return {
     // -- one URL each: delegated -----------------------------------------------------------------
@@ -238,8 +258,10 @@ caf::behavior connection_supervisor(router_type* self, std::shared_ptr<const set
       auto& key = key_of(self, url);
       if (auto servers = parse_servers(key); !servers) // makes no credit for a bad URL
         return std::move(servers.error());
-      return make_error(errc::overloaded, supervision::overload_detail(*credit_of(self, key)),
-                        redact(key));
+      auto credit = credit_of(self, key);
+      if (!credit)
+        return too_many_urls(key);
+      return make_error(errc::overloaded, supervision::overload_detail(*credit), redact(key));
     },
     // A publisher names the router, which outlives the URL's supervisors, and shares the credit
     // they are given (a bad URL is refused).
@@ -247,7 +269,10 @@ caf::behavior connection_supervisor(router_type* self, std::shared_ptr<const set
       auto& key = key_of(self, url);
       if (auto servers = parse_servers(key); !servers)
         return std::move(servers.error());
-      return publisher{caf::actor_cast<caf::actor>(self), url, credit_of(self, key)};
+      auto credit = credit_of(self, key);
+      if (!credit)
+        return too_many_urls(key);
+      return publisher{caf::actor_cast<caf::actor>(self), url, std::move(credit)};
     },
     [self](req_atom, const std::string& url, const outgoing&, caf::timespan) {
       return to_url(self, url);
@@ -345,7 +370,9 @@ caf::behavior connection_supervisor(router_type* self, std::shared_ptr<const set
         return stopped_error(key);
       if (auto servers = parse_servers(key); !servers)
         return std::move(servers.error());
-      return open_route(self, std::string{key}, false).actor;
+      if (auto* r = open_route(self, std::string{key}, false))
+        return r->actor;
+      return too_many_urls(key);
     },
     // -- the service lifecycle (see services/service_manager.hpp) ----------------------------
     [](svc_init_atom, const caf::actor&) {

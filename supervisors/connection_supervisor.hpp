@@ -16,6 +16,7 @@
 #include "caf/response_promise.hpp"
 #include "caf/stateful_actor.hpp"
 
+#include "base/credit_table.hpp"
 #include "base/deadline_table.hpp"
 #include "base/publish_credit.hpp"
 #include "config/settings.hpp"
@@ -185,9 +186,9 @@ struct router_state {
   std::vector<caf::actor> watchers;
   /// Each URL's last answer to status: used when its supervisor is too busy to answer in time.
   std::unordered_map<std::string, status_report> last_status;
-  /// Each URL's message-path credit, kept for good (one small record per URL ever used):
-  /// publishers hold it and the router, whose handle they hold, outlives every URL supervisor.
-  std::map<std::string, std::shared_ptr<publish_credit>> credits;
+  /// Each URL's message-path credit while it is in use (base/credit_table.hpp): publishers hold
+  /// it and the router, whose handle they hold, outlives every URL supervisor.
+  credit_table credits{max_url_credits};
   bool shutting_down = false;
   caf::error exit_reason;
 

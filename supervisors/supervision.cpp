@@ -63,14 +63,17 @@ caf::expected<url_entry*> entry_for(self_ptr self, const std::string& url) {
   return &e;
 }
 
+publish_cost credit_limit(const settings& cfg) {
+  return {static_cast<uint64_t>(cfg.publish_credit_messages),
+          static_cast<uint64_t>(cfg.publish_credit_bytes)};
+}
+
 std::shared_ptr<publish_credit>
 credit_in(std::map<std::string, std::shared_ptr<publish_credit>>& credits, const std::string& key,
           const settings& cfg) {
   auto& c = credits[key];
   if (!c)
-    c = std::make_shared<publish_credit>(
-      publish_cost{static_cast<uint64_t>(cfg.publish_credit_messages),
-                   static_cast<uint64_t>(cfg.publish_credit_bytes)});
+    c = std::make_shared<publish_credit>(credit_limit(cfg));
   return c;
 }
 
@@ -113,16 +116,12 @@ void answer(self_ptr self, url_entry& e, parked_request& r) {
       break;
     case request_kind::health: r.promise.delegate(s.child, health_atom_v); break;
     case request_kind::forward:
-      // With only the time its caller has left: parking does not restart its timeout.
-      if (r.deadline) {
-        auto left = time_left(*r.deadline, steady_clock::now());
-        if (!left) {
-          detail::deliver_error(r.promise, make_error(errc::timeout,
-                                                      "no connection within the request's timeout",
-                                                      e.url));
-          break;
-        }
-        carry_timeout(r.forward, *left);
+      // With its caller's deadline, which parking does not move.
+      if (r.deadline && !time_left(*r.deadline, steady_clock::now())) {
+        detail::deliver_error(r.promise, make_error(errc::timeout,
+                                                    "no connection within the request's timeout",
+                                                    e.url));
+        break;
       }
       r.promise.delegate(s.child, std::move(r.forward));
       break;

@@ -24,8 +24,10 @@ caf::expected<url_entry*> entry_for(self_ptr self, const std::string& url);
 caf::error gave_up_error(const url_entry& e);
 /// The message path's credit of `key` (made on first use, kept for good).
 std::shared_ptr<publish_credit> credit_of(self_ptr self, const std::string& key);
-/// The credit `credits[key]` holds, made there with `cfg`'s bounds on first use (the router's
-/// table and, for a URL supervisor made without one, its own).
+/// A URL's credit bounds, as `cfg` sets them.
+publish_cost credit_limit(const settings& cfg);
+/// The credit `credits[key]` holds, made there with `cfg`'s bounds on first use (a URL
+/// supervisor made without one from the router).
 std::shared_ptr<publish_credit>
 credit_in(std::map<std::string, std::shared_ptr<publish_credit>>& credits, const std::string& key,
           const settings& cfg);

@@ -82,8 +82,7 @@ caf::response_promise serve(self_ptr self, request_kind kind, const std::string&
                             caf::message forward = {}, bool handed_back = false) {
   parked_request r{kind, self->make_response_promise(), std::move(forward), std::nullopt};
   auto now = steady_clock::now();
-  if (auto timeout = carried_timeout(r.forward)) // as carried: what its caller has left
-    r.deadline = deadline_after(now, *timeout);
+  r.deadline = carried_deadline(r.forward);
   auto rp = r.promise;
   auto* found = entry_to_serve(self, url, rp, [&r](url_entry& e, caf::error err) {
     refuse(e, r, std::move(err)); // a health check answers unhealthy, not with an error
@@ -116,6 +115,11 @@ caf::error check_subject(self_ptr self, const std::string& url, const std::strin
     return caf::none;
   return make_error(errc::invalid_subject, "invalid subject " + quote_subject(subject),
                     redact(key_of(self, url)));
+}
+
+// A caller's timeout as the deadline its request carries from here on (base/request_deadline.hpp).
+caller_deadline deadline_of(caf::timespan timeout) {
+  return {deadline_after(steady_clock::now(), timeout)};
 }
 
 template <class... Ts>
@@ -406,13 +410,13 @@ caf::message_handler message_path(self_ptr self) {
     [self](req_atom, const std::string& url, outgoing& m, caf::timespan timeout) {
       if (auto err = check_subject(self, url, m.subject, false))
         return refused(self, std::move(err));
-      return forward(self, url, req_atom_v, std::move(m), timeout);
+      return forward(self, url, req_atom_v, std::move(m), deadline_of(timeout));
     },
     [self](js_pub_atom, const std::string& url, outgoing& m, caf::timespan timeout) {
       if (auto err = check_subject(self, url, m.subject, false))
         return refused(self, std::move(err));
       ensure_msg_id(self, m);
-      return forward(self, url, js_pub_atom_v, std::move(m), timeout);
+      return forward(self, url, js_pub_atom_v, std::move(m), deadline_of(timeout));
     },
     // A publish the connection actor handed back (it lost its connection, or was not resumed
     // yet) goes to the URL's outbox, before everything accepted since.

@@ -8,9 +8,13 @@
 
 #include <cstdio>
 #include <future>
+#include <optional>
 
 #include "nats_server.hpp"
 #include "service_fixture.hpp"
+#include "throttle_proxy.hpp"
+
+#include "api/requests.hpp"
 
 #include "base/time.hpp"
 
@@ -141,4 +145,42 @@ TEST_CASE("a request held while nats.c reconnects, then handed back when it give
   back_before_the_deadline(server, f, sent, 200ms);
   check_answer("held, handed back, parked, forwarded", pending.get(), 1s);
   caf::anon_send_exit(responder, caf::exit_reason::user_shutdown);
+}
+
+// The connection actor cannot serve a request that waited in its mailbox behind writes blocked
+// on a congested link: when nats.c loses the link it hands the request back (it never tried it).
+// The time it waited there is the caller's too: before, it was handed back with the full
+// timeout it had been given and parked for all of it again (answered after about 1 s + 3 s).
+TEST_CASE("a request that waited in a blocked connection actor's mailbox and is handed back "
+          "untried is answered by its caller's deadline",
+          "[deadline][faults]") {
+  server_options plain;
+  plain.jetstream = false;
+  nats_server srv{plain};
+  auto s = fast_settings("");
+  // The congested link must not look like a hung server: its PINGs queue behind the data.
+  s.nats.ping_interval = 60s;
+  s.nats.max_pings_out = 10;
+  std::optional<service_fixture> f; // after the proxy: a write blocked on it fails at once
+  std::optional<throttle_proxy> proxy;
+  proxy.emplace(srv.port(), 64u << 10); // 64 KiB/s: the writes below block for minutes
+  s.nats_url = proxy->url();
+  f.emplace(s);
+  REQUIRE(f->svc->get_connection());
+  {
+    // Far more than the loopback buffers take: the connection actor blocks in nats.c's write
+    // with the rest (up to the URL's credit) still in its mailbox.
+    caf::scoped_actor self{f->sys};
+    auto sup = caf::actor_cast<caf::actor>(f->svc->api());
+    const std::string payload(1024, 'x');
+    for (int i = 0; i < 40000; ++i)
+      natsvisor::publish(self.ptr(), sup, outgoing{"deadline.blocked", payload, {}});
+  }
+  auto sent = clock_type::now();
+  auto pending = request_async(*f, "deadline.blocked.request", 3s); // behind the publishes
+  pace(f->sys, 1000ms);
+  std::printf("[deadline] the proxy forwarded %llu bytes; closing it %.0f ms after the request\n",
+              static_cast<unsigned long long>(proxy->forwarded()), ms_since(sent));
+  proxy.reset(); // the blocked write fails: nats.c reconnects (to nothing) and later gives up
+  check_answer("waited in the connection actor, handed back untried", pending.get(), 3s);
 }

@@ -5,12 +5,15 @@
 
 #include <algorithm>
 #include <optional>
+#include <vector>
 
+#include "log_capture.hpp"
 #include "nats_server.hpp"
 #include "service_fixture.hpp"
 #include "throttle_proxy.hpp"
 
 #include "api/requests.hpp"
+#include "base/credit_table.hpp"
 #include "config/url.hpp"
 
 using namespace natsvisor;
@@ -258,4 +261,87 @@ TEST_CASE("a publisher outlives its URL's supervisor", "[overload][isolation]") 
   CHECK(natsvisor::publish(self.ptr(), *pub, outgoing{"over.later", "third", {}}));
   CHECK(got.reached(3));
   CHECK(eventually([&] { return pub->credit->used() == publish_cost{0, 0}; }, 10s));
+}
+
+// The router kept one credit per URL ever named, for good: a program publishing to ever new URLs
+// grew that table forever (and a publisher for the 10001st URL in use was granted like any).
+TEST_CASE("the router keeps the publish credits of URLs in use only, up to a bound past which a "
+          "new URL's publisher is refused with overloaded",
+          "[overload][limits]") {
+  nats_server srv;
+  service_fixture f{fast_settings(srv.url())};
+  REQUIRE(f.svc->get_connection()); // the default URL's supervisor holds its credit
+  caf::scoped_actor self{f.sys};
+  auto publisher_of = [&](int port) {
+    caf::expected<publisher> out{caf::error{}};
+    // Never connected: a publisher only names its URL.
+    self->request(f.svc->api(), 5s, publisher_atom_v, "nats://127.0.0.1:" + std::to_string(port))
+      .receive([&](publisher& p) { out = std::move(p); },
+               [&](caf::error& err) { out = std::move(err); });
+    return out;
+  };
+  std::vector<publisher> held;
+  caf::error refused;
+  for (int port = 20000; port < 20000 + static_cast<int>(max_url_credits) + 10; ++port) {
+    auto p = publisher_of(port);
+    if (!p) {
+      refused = std::move(p.error());
+      break;
+    }
+    held.push_back(std::move(*p));
+  }
+  INFO(held.size() << " publishers held; refused with " << describe(refused));
+  CHECK(held.size() == max_url_credits - 1);
+  CHECK(code_of(refused) == errc::overloaded);
+  CHECK(held.front().credit == publisher_of(20000)->credit); // a URL in use keeps its credit
+  held.clear();
+  // Let go: their credits are forgotten for new URLs, as many again.
+  for (int port = 40000; port < 40000 + static_cast<int>(max_url_credits); ++port) {
+    auto p = publisher_of(port);
+    REQUIRE(p);
+  }
+}
+
+// Refused fire-and-forget publishes are logged once a second per URL, not once each: an overload
+// refuses thousands a second, and a warning per publish would flood the log (and slow the
+// supervisor that writes it) just when it is busiest.
+TEST_CASE("a fire-and-forget overload of ten times the credit logs a few warnings, not one per "
+          "refused publish",
+          "[overload]") {
+  log_capture capture; // outlives the service: no actor logs while its sink is removed
+  server_options plain;
+  plain.jetstream = false;
+  nats_server srv{plain};
+  auto s = overload_settings("");
+  s.publish_credit_messages = 100;
+  std::optional<service_fixture> f; // destroyed after the proxy: a blocked write fails at once
+  throttle_proxy proxy{srv.port(), 64u << 10}; // the connection actor blocks on it for minutes
+  s.nats_url = proxy.url();
+  f.emplace(s);
+  REQUIRE(f->svc->get_connection());
+  caf::scoped_actor self{f->sys};
+  auto sup = caf::actor_cast<caf::actor>(f->svc->api());
+  std::shared_ptr<publish_credit> credit; // the URL's, shared with its publishers
+  self->request(sup, 5s, publisher_atom_v, std::string{})
+    .receive([&](publisher& p) { credit = p.credit; },
+             [](caf::error& err) { FAIL("publisher: " << describe(err)); });
+  REQUIRE(credit);
+  auto start = std::chrono::steady_clock::now();
+  const std::string payload(1024, 'x');
+  // The first round fills the loopback buffers until the connection actor blocks; from then on
+  // nearly every publish is refused. Rounds 200 ms apart: the overload lasts about 2 s.
+  for (int round = 0; round < 10; ++round) {
+    for (int i = 0; i < 5000; ++i)
+      natsvisor::publish(self.ptr(), sup, outgoing{"over.logged", payload, {}});
+    self->receive(caf::after(200ms) >> [] {}); // a schedule, not synchronisation
+  }
+  // Every publish sent was taken by the supervisor once a request sent after them is answered.
+  REQUIRE(f->svc->status());
+  auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  auto refused = credit->refused();
+  auto warnings = count_lines(capture.sink->text(), "fire-and-forget publishes refused");
+  INFO(refused << " publishes refused in " << seconds << " s, " << warnings << " warnings");
+  REQUIRE(refused >= 10 * 100); // ten times the credit, at least
+  CHECK(warnings >= 1);
+  CHECK(warnings <= static_cast<size_t>(seconds) + 2);
 }

@@ -20,8 +20,7 @@
 #include <sstream>
 #include <thread>
 
-#include <spdlog/sinks/base_sink.h>
-
+#include "log_capture.hpp"
 #include "monitor_http.hpp"
 #include "nats_server.hpp"
 #include "process_stats.hpp"
@@ -83,40 +82,6 @@ int64_t timed_request(caf::scoped_actor& self, const caf::actor& svc) {
   return ms_since(start);
 }
 
-
-/// Collects natsvisor's log lines; its own mutex makes reading safe while actors log.
-class capture_sink : public spdlog::sinks::base_sink<std::mutex> {
- public:
-  std::string text() {
-    std::lock_guard<std::mutex> guard{mutex_};
-    return text_;
-  }
-
- protected:
-  void sink_it_(const spdlog::details::log_msg& msg) override {
-    spdlog::memory_buf_t buf;
-    formatter_->format(msg, buf);
-    text_.append(buf.data(), buf.size());
-  }
-  void flush_() override {
-    // nop: kept in memory
-  }
-
- private:
-  std::string text_;
-};
-
-/// Adds a capture_sink to natsvisor's logger for its lifetime; create it before the service and
-/// let it end after the service, so no actor logs while the sink list changes.
-struct log_capture {
-  std::shared_ptr<capture_sink> sink = std::make_shared<capture_sink>();
-  log_capture() { log().sinks().push_back(sink); }
-  ~log_capture() {
-    auto& sinks = log().sinks();
-    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink), sinks.end());
-    set_log_level("warn");
-  }
-};
 
 /// Points file descriptors 1 and 2 at `path` until the guard ends.
 struct output_redirect {
