@@ -52,7 +52,8 @@ struct caller_deadline {
   steady_time at;
 };
 
-/// Local messages only: the instant travels as it is.
+/// Local messages only: the instant travels as it is (a steady_clock instant means nothing in
+/// another process), so the inspector writes no field; never send one over a network.
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, caller_deadline&) {
   return f(caf::meta::type_name("caller_deadline"));

@@ -293,7 +293,9 @@ TEST_CASE("the router keeps the publish credits of URLs in use only, up to a bou
   INFO(held.size() << " publishers held; refused with " << describe(refused));
   CHECK(held.size() == max_url_credits - 1);
   CHECK(code_of(refused) == errc::overloaded);
-  CHECK(held.front().credit == publisher_of(20000)->credit); // a URL in use keeps its credit
+  auto again = publisher_of(20000);
+  REQUIRE(again);
+  CHECK(held.front().credit == again->credit); // a URL in use keeps its credit
   held.clear();
   // Let go: their credits are forgotten for new URLs, as many again.
   for (int port = 40000; port < 40000 + static_cast<int>(max_url_credits); ++port) {
