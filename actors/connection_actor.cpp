@@ -574,13 +574,9 @@ void report_slow(self_ptr self, uint64_t id) {
   auto sub = st.subscriptions.find(id);
   if (flow == st.flows.end() || sub == st.subscriptions.end())
     return; // unsubscribed meanwhile
-  uint64_t dropped = 0;
-  uint64_t episodes = 0;
-  {
-    std::lock_guard<std::mutex> guard{flow->second->mtx};
-    dropped = flow->second->budget.dropped();
-    episodes = flow->second->budget.episodes();
-  }
+  // Lock-free counters (base/pending_budget.hpp), counted before the tell that brought us here.
+  uint64_t dropped = flow->second->budget.dropped();
+  uint64_t episodes = flow->second->budget.episodes();
   // Takes the subscription's lock only, never the connection's: callable while nats.c
   // reconnects.
   int64_t in_nats = 0;
@@ -600,12 +596,7 @@ bool slow_in_nats(self_ptr self, uint64_t key) {
     auto flow = st.flows.find(id);
     if (flow == st.flows.end())
       return false;
-    bool first = false;
-    {
-      std::lock_guard<std::mutex> guard{flow->second->mtx};
-      first = flow->second->budget.dropped_elsewhere();
-    }
-    if (first)
+    if (flow->second->budget.dropped_elsewhere())
       report_slow(self, id);
     return true;
   }
