@@ -13,8 +13,14 @@
 //   none runs, and is told exactly once: by admit's dropped_first or dropped_elsewhere's true.
 // - It ends only on a release (the subscriber consuming): when at most half the limits (rounded
 //   down) are still pending, so a subscriber hovering at the limit does not start a new episode
-//   with every message. Only the subscriber ends it, so drops in nats.c's queue and at the
-//   handover within one burst, told in either order, are one episode.
+//   with every message, and the subscriber consumed at least two messages since the last drop.
+//   Only the subscriber ends it, so drops in nats.c's queue and at the handover within one
+//   burst, told in either order, are one episode. The two messages are for small limits: with
+//   a limit of one or two messages, or messages larger than half the byte limit, consuming the
+//   one message that was pending at the drop already reaches half the limits, and a subscriber
+//   hovering at the limit started an episode with almost every message. It must now consume one
+//   more with no drop in between (it kept up once). With larger limits the rule changes nothing:
+//   from a drop at the message limit back to half takes two messages or more anyway.
 //
 // Thread-safe without locks. Callers run concurrently: nats.c's delivery thread admits,
 // whichever thread drops a message's last copy releases (any subscriber's thread, a mailbox being
@@ -76,7 +82,7 @@ class pending_budget {
   };
 
   /// Messages consumed since the last drop that an episode's end asks for; counted up to this.
-  static constexpr uint8_t consumed_to_end = 1;
+  static constexpr uint8_t consumed_to_end = 2;
 
   struct state_t {
     uint64_t messages = 0;
