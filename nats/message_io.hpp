@@ -23,6 +23,9 @@ struct subscription_flow {
   const int max_messages;
   const int max_bytes;
   pending_budget budget;
+  /// nats.c's drop count of the subscription (its own queue) when the connection actor last
+  /// read it: only that actor touches this.
+  int64_t dropped_in_nats = 0;
 };
 
 /// Copies a nats.c message into the value that travels through mailboxes.

@@ -137,8 +137,8 @@ TEST_CASE("pending_budget keeps a subscriber hovering at a limit of one or two m
 
 TEST_CASE("pending_budget's pure decisions pack into one state word and back", "[core][budget]") {
   using s = pending_budget::state_t;
-  for (auto x : {s{}, s{1, 2, true, 0}, s{pending_budget::max_message_count,
-                                          pending_budget::max_byte_count, true, 2},
+  for (auto x : {s{}, s{1, 2, true, 0},
+                 s{pending_budget::max_message_count, pending_budget::max_byte_count, true, 2},
                  s{0, pending_budget::max_byte_count, false, 1}})
     CHECK(pending_budget::unpack(pending_budget::pack(x)) == x);
   // A message larger than anything the word can count is charged as the most it can.
