@@ -15,7 +15,7 @@ namespace natsvisor::detail {
 
 /// The pending limits of one message-path subscription (base/pending_budget.hpp), shared by
 /// its message handler, the credit of every message it handed over, and the connection actor.
-/// No lock: the budget is lock-free, everything else is constant.
+/// No lock: the budget is lock-free; the rest is constant or the connection actor's alone.
 struct subscription_flow {
   subscription_flow(uint64_t id, caf::weak_actor_ptr owner, int max_messages, int max_bytes);
   const uint64_t id;
