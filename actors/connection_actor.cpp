@@ -577,13 +577,9 @@ void report_slow(self_ptr self, uint64_t id) {
   auto sub = st.subscriptions.find(id);
   if (flow == st.flows.end() || sub == st.subscriptions.end())
     return; // unsubscribed meanwhile
-  uint64_t dropped = 0;
-  uint64_t episodes = 0;
-  {
-    std::lock_guard<std::mutex> guard{flow->second->mtx};
-    dropped = flow->second->budget.dropped();
-    episodes = flow->second->budget.episodes();
-  }
+  // Lock-free counters (base/pending_budget.hpp), counted before the tell that brought us here.
+  uint64_t dropped = flow->second->budget.dropped();
+  uint64_t episodes = flow->second->budget.episodes();
   // Takes the subscription's lock only, never the connection's: callable while nats.c
   // reconnects.
   int64_t in_nats = 0;
@@ -593,8 +589,11 @@ void report_slow(self_ptr self, uint64_t id) {
 }
 
 // nats.c dropped messages from its own queue of the subscription whose pointer value is `key`
-// (its NATS_SLOW_CONSUMER): an episode of that subscription, unless one runs. False when no
-// message-path subscription has that key (the reply subscription).
+// (its NATS_SLOW_CONSUMER). nats.c does not hold the subscription for that callback, so by now
+// the pointer may name one freed since and its address a newer subscription: the pointer only
+// says which subscription to look at. What starts an episode is that subscription's own drop
+// count having grown since this actor last read it, which a subscription that never dropped
+// cannot show. False when no message-path subscription has that key (the reply subscription's).
 bool slow_in_nats(self_ptr self, uint64_t key) {
   auto& st = self->state;
   for (auto& [id, sub] : st.subscriptions) {
@@ -603,13 +602,13 @@ bool slow_in_nats(self_ptr self, uint64_t key) {
     auto flow = st.flows.find(id);
     if (flow == st.flows.end())
       return false;
-    bool first = false;
-    {
-      std::lock_guard<std::mutex> guard{flow->second->mtx};
-      first = flow->second->budget.dropped_elsewhere();
+    // Takes the subscription's lock only, never the connection's.
+    int64_t now = 0;
+    if (natsSubscription_GetDropped(sub, &now) == NATS_OK && now > flow->second->dropped_in_nats) {
+      flow->second->dropped_in_nats = now;
+      if (flow->second->budget.dropped_elsewhere())
+        report_slow(self, id);
     }
-    if (first)
-      report_slow(self, id);
     return true;
   }
   return false;

@@ -73,9 +73,11 @@ void on_lame_duck(natsConnection*, void* closure) {
 }
 
 void on_error(natsConnection*, natsSubscription* sub, natsStatus err, void* closure) {
-  // The status and which subscription (0: none), as the pointer's value only: nats.c does not
-  // hold the subscription for this callback, so it may be freed already and is never read; the
-  // connection actor compares it with the subscriptions it holds.
+  // The status and which subscription (0: none), as the pointer's value only: nats.c (3.4.1
+  // retains the connection, not the subscription, when it queues this callback) does not hold
+  // the subscription, so it may be freed already and is never read. Its address may even belong
+  // to a newer subscription by now: the connection actor only takes it as a hint of which
+  // subscription's drop count to read.
   notify("error callback", closure, std::nullopt, async_error_atom_v, static_cast<int32_t>(err),
          static_cast<uint64_t>(reinterpret_cast<uintptr_t>(sub)));
 }

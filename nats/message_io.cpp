@@ -24,10 +24,7 @@ struct message_bridge {
 // (the subscriber processed it, or its mailbox was dropped).
 struct credit {
   credit(std::shared_ptr<subscription_flow> f, uint64_t n) : flow(std::move(f)), bytes(n) {}
-  ~credit() {
-    std::lock_guard<std::mutex> guard{flow->mtx};
-    flow->budget.release(bytes);
-  }
+  ~credit() { flow->budget.release(bytes); }
   std::shared_ptr<subscription_flow> flow;
   uint64_t bytes;
 };
@@ -52,11 +49,7 @@ void on_message(natsConnection*, natsSubscription*, natsMsg* msg, void* closure)
       return;
     }
     auto bytes = size_of(msg);
-    pending_budget::admission verdict;
-    {
-      std::lock_guard<std::mutex> guard{flow->mtx};
-      verdict = flow->budget.admit(bytes);
-    }
+    auto verdict = flow->budget.admit(bytes);
     if (verdict == pending_budget::admission::accepted) {
       auto out = to_message(msg, bridge->id);
       out.credit = std::make_shared<const credit>(flow, bytes);

@@ -2,7 +2,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include <nats/nats.h>
@@ -16,14 +15,17 @@ namespace natsvisor::detail {
 
 /// The pending limits of one message-path subscription (base/pending_budget.hpp), shared by
 /// its message handler, the credit of every message it handed over, and the connection actor.
+/// No lock: the budget is lock-free; the rest is constant or the connection actor's alone.
 struct subscription_flow {
   subscription_flow(uint64_t id, caf::weak_actor_ptr owner, int max_messages, int max_bytes);
   const uint64_t id;
   const caf::weak_actor_ptr owner; ///< told (sub_slow, id) when an episode starts
   const int max_messages;
   const int max_bytes;
-  std::mutex mtx;
-  pending_budget budget; ///< under mtx
+  pending_budget budget;
+  /// nats.c's drop count of the subscription (its own queue) when the connection actor last
+  /// read it: only that actor touches this.
+  int64_t dropped_in_nats = 0;
 };
 
 /// Copies a nats.c message into the value that travels through mailboxes.

@@ -9,7 +9,9 @@
 #include "process_stats.hpp"
 #include "service_fixture.hpp"
 
+#include "actors/connection_actor.hpp"
 #include "api/requests.hpp"
+#include "base/publish_credit.hpp"
 
 using namespace natsvisor;
 using namespace natsvisor::testing;
@@ -209,4 +211,68 @@ TEST_CASE("subscription_delivery_threads 0 keeps nats.c's thread per subscriptio
                caf::after(std::chrono::seconds(5)) >> [] { /* nop: checked below */ });
   REQUIRE(got);
   CHECK(got->subscription == ids[7]);
+}
+
+// Defect: the connection actor matched nats.c's slow-consumer error to a subscription by the
+// natsSubscription pointer's value. nats.c does not hold the subscription for that callback, so
+// after an unsubscribe the address can belong to a new subscription by the time a late error
+// arrives, and the new one was told a slow-consumer episode it never had. A late error for a
+// freed subscription whose address was reused looks exactly like an error naming the new
+// subscription's pointer: that is sent here, and nothing may follow (the new subscription
+// dropped nothing). A real overflow still is told.
+TEST_CASE("a slow-consumer error naming a reused subscription address starts no episode of the "
+          "new subscription",
+          "[subscribe][slow][regression]") {
+  nats_server server;
+  auto s = fast_settings(server.url());
+  s.subscription_pending_messages = 10;
+  config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor sup{sys}; // the connection actor's supervisor
+  auto credit = std::make_shared<publish_credit>(publish_cost{1000, 1 << 20});
+  auto conn = sys.spawn<caf::detached>(
+    connection_actor, server.url(), uint64_t{1}, connection_role::shared, uint32_t{0},
+    caf::actor{sup}, std::make_shared<const settings>(s), std::make_shared<publish_ledger>(credit));
+  bool up = false;
+  sup->receive(
+    [&](conn_up_atom, uint64_t, connection_handle&, jetstream_handle&, std::string&) { up = true; },
+    caf::after(std::chrono::seconds(10)) >> [] { /* nop: checked below */ });
+  REQUIRE(up);
+  caf::scoped_actor subscriber{sys}; // takes nothing from its mailbox
+  std::optional<uint64_t> id;
+  sup
+    ->request(conn, std::chrono::seconds(10), sub_atom_v, uint64_t{7}, std::string{"late.b"},
+              std::string{}, caf::actor{subscriber})
+    .receive([&](uint64_t x) { id = x; }, [](caf::error&) { /* nop: checked below */ });
+  REQUIRE(id == 7u);
+  // The subscription's address, as nats.c's error callback would pass it. The actor wrote its
+  // table before answering, and answered before this reads it.
+  auto* impl = dynamic_cast<connection_actor_type*>(caf::actor_cast<caf::abstract_actor*>(conn));
+  REQUIRE(impl);
+  auto key = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(impl->state.subscriptions.at(7)));
+  caf::anon_send(conn, async_error_atom_v, static_cast<int32_t>(NATS_SLOW_CONSUMER), key);
+  // Waits for what the supervisor is told about subscription 7, up to `deadline`.
+  auto next_slow = [&](caf::timespan deadline) {
+    std::optional<uint64_t> episodes;
+    sup->receive(
+      [&](sub_slow_atom, uint64_t sub, uint64_t, uint64_t n) {
+        if (sub == 7)
+          episodes = n;
+      },
+      caf::after(std::chrono::duration_cast<std::chrono::milliseconds>(deadline)) >>
+        [] { /* nop: nothing told */ });
+    return episodes;
+  };
+  CHECK_FALSE(next_slow(1s));
+  // A real overflow of subscription 7 is still told, once, as its first episode.
+  natsConnection* nc = nullptr;
+  REQUIRE(natsConnection_ConnectTo(&nc, server.url().c_str()) == NATS_OK);
+  for (int i = 0; i < 100; ++i)
+    REQUIRE(natsConnection_PublishString(nc, "late.b", "x") == NATS_OK);
+  REQUIRE(natsConnection_Flush(nc) == NATS_OK);
+  natsConnection_Destroy(nc);
+  auto episodes = next_slow(10s);
+  REQUIRE(episodes);
+  CHECK(*episodes == 1);
+  caf::anon_send(conn, stop_conn_atom_v, caf::error{});
 }
