@@ -19,8 +19,11 @@
 //   a limit of one or two messages, or messages larger than half the byte limit, consuming the
 //   one message that was pending at the drop already reaches half the limits, and a subscriber
 //   hovering at the limit started an episode with almost every message. It must now consume one
-//   more with no drop in between (it kept up once). With larger limits the rule changes nothing:
-//   from a drop at the message limit back to half takes two messages or more anyway.
+//   more with no drop in between (it kept up once). With larger limits it changes nothing for a drop
+//   at the message limit (back to half takes two messages or more anyway); it does for a drop
+//   at the byte limit behind one big message, and for a drop in nats.c's queue while nothing is
+//   pending: that episode too ends only after two messages consumed (meanwhile a new overflow
+//   is part of it, not told again).
 //
 // Thread-safe without locks. Callers run concurrently: nats.c's delivery thread admits,
 // whichever thread drops a message's last copy releases (any subscriber's thread, a mailbox being
@@ -31,8 +34,8 @@
 // word changed only by compare-and-swap of a pure decision on the value read: the bound is
 // checked and charged in the same step (a concurrent release can only have made room, and a
 // failed CAS decides again on the new value), and the episode flag flips on exactly one winning
-// CAS each way, which is the one that tells or ends it. The admit's CAS retries only when a
-// release raced it. Relaxed order suffices: the word guards no other memory (messages travel
+// CAS each way, which is the one that tells or ends it. A CAS retries when another thread
+// changed the word meanwhile (or spuriously: compare_exchange_weak), deciding again. Relaxed order suffices: the word guards no other memory (messages travel
 // through mailboxes), and a tell is sent after its episode was counted, so whoever receives it
 // sees the count.
 
@@ -57,8 +60,9 @@ class pending_budget {
   /// A message of `bytes` arrives (one thread at a time).
   admission admit(uint64_t bytes) noexcept;
 
-  /// The subscriber is done with an accepted message of `bytes` (any thread).
-  void release(uint64_t bytes) noexcept;
+  /// The subscriber is done with an accepted message of `bytes` (any thread): true when this
+  /// release ended the episode that ran (the tests count ends against tells).
+  bool release(uint64_t bytes) noexcept;
 
   /// Messages were dropped before they reached the budget (nats.c's own pending limits): true
   /// when that starts an episode (tell it), false within one.
@@ -153,6 +157,7 @@ class pending_budget {
 
   limits limits_;
   std::atomic<uint64_t> word_;
+  static_assert(std::atomic<uint64_t>::is_always_lock_free, "the budget promises no lock");
   std::atomic<uint64_t> dropped_{0};
   std::atomic<uint64_t> episodes_{0};
 };
@@ -176,12 +181,14 @@ inline pending_budget::admission pending_budget::admit(uint64_t bytes) noexcept 
   }
 }
 
-inline void pending_budget::release(uint64_t bytes) noexcept {
+inline bool pending_budget::release(uint64_t bytes) noexcept {
   auto cur = word_.load(std::memory_order_relaxed);
-  while (!word_.compare_exchange_weak(cur, pack(decide_release(unpack(cur), bytes, limits_)),
-                                      std::memory_order_relaxed)) {
-    // nop: decided again on the value another thread just wrote
-  }
+  state_t next{};
+  do
+    next = decide_release(unpack(cur), bytes, limits_);
+  while (!word_.compare_exchange_weak(cur, pack(next), std::memory_order_relaxed));
+  // `cur` is the value this release replaced.
+  return unpack(cur).slow && !next.slow;
 }
 
 inline bool pending_budget::dropped_elsewhere() noexcept {
