@@ -350,13 +350,22 @@ TEST_CASE("a rolling restart with lame duck mode loses no core message of a nats
           return now_on && *now_on != i;
         },
         8s));
-      WARN("moved off node " << i << " "
+      auto to = natsvisor_node(c, f);
+      WARN("moved off node " << i << " to node " << (to ? std::to_string(*to) : "?") << " "
                              << std::chrono::duration_cast<std::chrono::milliseconds>(
                                   clock_type::now() - ldm_at)
                                   .count()
                              << " ms after lame duck mode began");
     }
     REQUIRE(c.wait_exit(i, 60s));
+    auto progress = [&] { // where delivery stands: a loss shows as a gap between two of these
+      std::lock_guard<std::mutex> guard{mx};
+      return "published " + std::to_string(sent.load()) + ", received "
+             + std::to_string(received.size()) + " distinct, highest "
+             + (received.empty() ? std::string{"-"} : std::to_string(received.rbegin()->first));
+    };
+    WARN("node " << i << " exited: " << progress() << "; natsvisor on node "
+                 << (natsvisor_node(c, f) ? std::to_string(*natsvisor_node(c, f)) : "?"));
     // What the server announced (a raw client on the same node) and what natsvisor made of it.
     WARN("node " << i << ": its raw client " << (pubs[i]->lame_ducks > raw_before ? "saw" : "MISSED")
                  << " lame duck mode; natsvisor's events since the signal:"
