@@ -147,8 +147,9 @@ struct publish_status {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, publish_status& x) {
+  static_assert(drop_reason_count == 6, "inspect every count of publish_status::dropped");
   return f(caf::meta::type_name("publish_status"), x.buffered, x.buffered_bytes, x.replayed,
-           x.dropped[0], x.dropped[1], x.dropped[2], x.dropped[3], x.dropped[4]);
+           x.dropped[0], x.dropped[1], x.dropped[2], x.dropped[3], x.dropped[4], x.dropped[5]);
 }
 
 /// One URL's line in status().

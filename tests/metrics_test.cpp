@@ -187,6 +187,19 @@ TEST_CASE("metrics text escapes label values and declares each family once", "[m
   CHECK(empty.exit_status == 0);
 }
 
+// The inspect of publish_status is what prints and serializes a status: it must carry every
+// drop reason's count (it once stopped before `overloaded`, the last reason).
+TEST_CASE("a printed status carries the count of every drop reason", "[metrics]") {
+  publish_status p;
+  for (size_t i = 0; i < drop_reason_count; ++i)
+    p.dropped[i] = 1000 + i;
+  auto text = caf::deep_to_string(p);
+  for (size_t i = 0; i < drop_reason_count; ++i) {
+    INFO(text << " lacks the count of " << to_string(static_cast<drop_reason>(i)));
+    CHECK_THAT(text, Catch::Contains(std::to_string(1000 + i)));
+  }
+}
+
 TEST_CASE("the status of a real connection passes promtool check metrics", "[metrics]") {
   nats_server server;
   service_fixture f{fast_settings(server.url())};
