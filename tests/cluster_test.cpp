@@ -11,6 +11,7 @@
 #include <memory>
 #include <set>
 
+#include "monitor_http.hpp"
 #include "nats_cluster.hpp"
 #include "raw_client.hpp"
 #include "service_fixture.hpp"
@@ -87,6 +88,40 @@ std::string describe_events(const std::vector<state_changed>& events, caf::times
 /// deadline, through the actor system's own timeout.
 void pace(caf::scoped_actor& self, std::chrono::milliseconds period) {
   self->receive([](caf::message&) {}, caf::after(period) >> [] {});
+}
+
+/// What each node knows of `subject` at this moment: its routes (to which node, and whether the
+/// node at the other end registered interest in `subject` over it) and its clients subscribed to
+/// it. Taken when delivery stalls, so that a loss shows which link lacked the interest.
+std::string interest_snapshot(const std::vector<int>& monitor_ports, const std::string& subject) {
+  std::vector<std::string> ids(monitor_ports.size());
+  for (size_t i = 0; i < monitor_ports.size(); ++i)
+    if (auto v = monitor_get(monitor_ports[i], "/varz"))
+      ids[i] = natsvisor::testing::detail::json_string(*v, "server_id");
+  auto quoted = "\"" + subject + "\"";
+  std::string out;
+  for (size_t i = 0; i < monitor_ports.size(); ++i) {
+    out += "\n    node " + std::to_string(i) + ":";
+    auto routes = monitor_get(monitor_ports[i], "/routez?subs=1");
+    if (!routes) {
+      out += " down";
+      continue;
+    }
+    for (auto pos = routes->find("\"remote_id\""); pos != std::string::npos;) {
+      auto next = routes->find("\"remote_id\"", pos + 1);
+      auto route = routes->substr(pos, next == std::string::npos ? next : next - pos);
+      auto remote = natsvisor::testing::detail::json_string(route, "remote_id");
+      auto at = std::find(ids.begin(), ids.end(), remote);
+      out += " route to " + (at != ids.end() ? std::to_string(at - ids.begin()) : "?" + remote.substr(0, 6))
+             + (route.find(quoted) != std::string::npos ? " (interest)" : " (NO interest)") + ";";
+      pos = next;
+    }
+    if (auto clients = connz(monitor_ports[i]))
+      for (auto& cl : *clients)
+        if (cl.subscription_list.find(quoted) != std::string::npos)
+          out += " subscriber " + cl.name + ";";
+  }
+  return out;
 }
 
 struct publish_record {
@@ -332,7 +367,43 @@ TEST_CASE("a rolling restart with lame duck mode loses no core message of a nats
     }
     return n;
   });
-  // A failed REQUIRE unwinds through the future's destructor, which waits for the publisher: it
+  // Samples delivery; when it stalls for a second while the publisher goes on, records what
+  // every node knows of the subject (printed at the end if anything is missing).
+  std::vector<int> monitor_ports;
+  for (size_t i = 0; i < c.size(); ++i)
+    monitor_ports.push_back(c.node(i).monitor_port());
+  auto started = clock_type::now();
+  auto stall_watch = std::async(std::launch::async, [&] {
+    caf::scoped_actor self{f.sys};
+    std::vector<std::string> stalls;
+    size_t last = 0;
+    int sent_then = sent;
+    auto changed_at = clock_type::now();
+    bool recorded = false;
+    while (!stop) {
+      pace(self, 100ms); // a sampling period, not synchronisation
+      size_t now_count;
+      {
+        std::lock_guard<std::mutex> guard{mx};
+        now_count = received.size();
+      }
+      if (now_count != last) {
+        last = now_count;
+        sent_then = sent;
+        changed_at = clock_type::now();
+        recorded = false;
+      } else if (!recorded && clock_type::now() - changed_at > 1s && sent > sent_then + 100) {
+        recorded = true;
+        stalls.push_back(
+          "+" + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(changed_at - started).count())
+          + " ms: delivery stopped at " + std::to_string(now_count) + " received, "
+          + std::to_string(sent_then) + " published; a second later:"
+          + interest_snapshot(monitor_ports, "roll.x"));
+      }
+    }
+    return stalls;
+  });
+  // A failed REQUIRE unwinds through the futures' destructors, which wait for the threads: they
   // must stop then too, or the test hangs instead of failing.
   struct stop_at_exit {
     std::atomic<bool>& stop;
@@ -343,6 +414,7 @@ TEST_CASE("a rolling restart with lame duck mode loses no core message of a nats
     return received.size();
   };
   REQUIRE(eventually([&] { return count() >= 100; }));
+  WARN("before the roll:" << interest_snapshot(monitor_ports, "roll.x"));
 
   for (size_t i = 0; i < c.size(); ++i) {
     auto next = (i + 1) % c.size();
@@ -395,6 +467,7 @@ TEST_CASE("a rolling restart with lame duck mode loses no core message of a nats
   }
   stop = true;
   auto published = publisher.get();
+  auto stalls = stall_watch.get();
   REQUIRE(published > 0);
   for (auto& p : pubs)
     REQUIRE(natsConnection_FlushTimeout(p->nc, 5000) == NATS_OK);
@@ -413,6 +486,8 @@ TEST_CASE("a rolling restart with lame duck mode loses no core message of a nats
   WARN("rolling restart: published " << published << ", received " << received.size()
                                      << " distinct, missing " << missing << ", duplicates "
                                      << duplicates << "; first missing: " << first_missing);
+  for (auto& stall : stalls)
+    WARN("stall " << stall);
   CHECK(missing == 0);
   caf::anon_send_exit(subscriber, caf::exit_reason::user_shutdown);
 }
