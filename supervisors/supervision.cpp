@@ -556,7 +556,13 @@ void move_subscriptions(self_ptr self, url_entry& e, uint32_t index, uint64_t ge
   for (auto& r : subs)
     self->request(e.slots[index].next.child, deadline, sub_atom_v, r.id, r.subject, r.queue,
                   r.subscriber)
-      .then([one_done](uint64_t) { one_done(); }, [one_done](caf::error&) { one_done(); });
+      .then([one_done](uint64_t) { one_done(); },
+            [one_done, url = e.url, id = r.id, generation](caf::error& err) {
+              // Subscribed again at the switch-over (subscribe_on_child) if the child lacks it.
+              log().warn("{}: subscription {} not confirmed on generation {}: {}", url, id,
+                         generation, describe(err));
+              one_done();
+            });
 }
 
 // The replacement serves from now on; the replaced child keeps its subscriptions for the overlap,

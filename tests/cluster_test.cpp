@@ -116,10 +116,14 @@ std::string interest_snapshot(const std::vector<int>& monitor_ports, const std::
              + (route.find(quoted) != std::string::npos ? " (interest)" : " (NO interest)") + ";";
       pos = next;
     }
-    if (auto clients = connz(monitor_ports[i]))
+    auto clients = connz(monitor_ports[i]);
+    if (!clients)
+      out += " (no /connz answer)";
+    else
       for (auto& cl : *clients)
-        if (cl.subscription_list.find(quoted) != std::string::npos)
-          out += " subscriber " + cl.name + ";";
+        if (cl.name.rfind("natsvisor/", 0) == 0 || cl.subscription_list.find(quoted) != std::string::npos)
+          out += " client " + cl.name + (cl.subscription_list.find(quoted) != std::string::npos
+                                           ? " subscribed;" : " NOT subscribed;");
   }
   return out;
 }
@@ -323,6 +327,7 @@ TEST_CASE("a rolling restart with lame duck mode loses no core message of a nats
   // duck mode): a different fault from the one this test is about.
   s.nats.ping_interval = 2s;
   s.nats.max_pings_out = 3;
+  s.log_level = "info"; // the make-before-break steps, printed when the test fails
   service_fixture f{s};
 
   // The subscriber counts every payload (a sequence number) it receives.
@@ -394,11 +399,34 @@ TEST_CASE("a rolling restart with lame duck mode loses no core message of a nats
         recorded = false;
       } else if (!recorded && clock_type::now() - changed_at > 1s && sent > sent_then + 100) {
         recorded = true;
+        // natsvisor's side: whether the messages reach its connection (in_msgs) at all.
+        auto ours = [&] {
+          auto st = f.status_of(redact(f.svc->config().nats_url));
+          return st ? "generation " + std::to_string(st->generation) + " " + to_string(st->state)
+                        + ", " + std::to_string(st->subscriptions) + " subscriptions, in_msgs "
+                        + std::to_string(st->in_msgs)
+                    : std::string{"no status"};
+        };
+        auto before = ours();
+        // Whether each node answers a PING at all (a starved or hung server does not).
+        std::string pings;
+        for (size_t i = 0; i < pubs.size(); ++i) {
+          auto t0 = clock_type::now();
+          auto s = natsConnection_FlushTimeout(pubs[i]->nc, 2000);
+          pings += " node " + std::to_string(i) + ": "
+                   + (s == NATS_OK ? std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                      clock_type::now() - t0)
+                                                      .count())
+                                       + " ms"
+                                   : std::string{natsStatus_GetText(s)})
+                   + ";";
+        }
+        auto cluster = interest_snapshot(monitor_ports, "roll.x");
         stalls.push_back(
           "+" + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(changed_at - started).count())
           + " ms: delivery stopped at " + std::to_string(now_count) + " received, "
-          + std::to_string(sent_then) + " published; a second later:"
-          + interest_snapshot(monitor_ports, "roll.x"));
+          + std::to_string(sent_then) + " published; natsvisor: " + before + ", then " + ours()
+          + "; PING round trips from each node's raw client:" + pings + " then:" + cluster);
       }
     }
     return stalls;
