@@ -40,6 +40,7 @@ void connection_slot::spawn_next() {
   generation_ = ++spawned_;
   child_alive_ = true;
   moving_ = false;
+  lame_duck_seen_ = 0;
   out_.emplace_back(slot_action::spawn{generation_});
   enter(connection_state::connecting);
 }
@@ -63,6 +64,7 @@ void connection_slot::on(const slot_event::child_up& ev) {
   history_.record_up(ev.now);
   enter(connection_state::connected);
   out_.emplace_back(slot_action::ready{});
+  replace_if_lame_duck(lame_duck_seen_);
 }
 
 void connection_slot::on(const slot_event::disconnected& ev) {
@@ -190,11 +192,24 @@ void connection_slot::on(const slot_event::reset&) {
 }
 
 void connection_slot::on(const slot_event::lame_duck& ev) {
+  if (!current(ev.generation))
+    return;
+  // The notice can overtake the child's first up (nats.c reads the server's INFO on its own
+  // thread): remembered, and acted on once the child is up.
+  if (state_ == connection_state::connecting) {
+    lame_duck_seen_ = generation_;
+    return;
+  }
+  replace_if_lame_duck(generation_);
+}
+
+void connection_slot::replace_if_lame_duck(uint64_t generation) {
   // One replacement at a time, and only while at most one other child lives.
-  if (!current(ev.generation) || next_ != 0 || retiring_ != 0)
+  if (generation != generation_ || next_ != 0 || retiring_ != 0)
     return;
   if (state_ != connection_state::connected && state_ != connection_state::reconnecting)
     return;
+  lame_duck_seen_ = 0;
   next_ = ++spawned_;
   next_up_ = false;
   out_.emplace_back(slot_action::replace{generation_, next_});
@@ -225,6 +240,7 @@ void connection_slot::on(const slot_event::moved& ev) {
     history_.record_up(ev.now);
     enter(connection_state::connected);
     out_.emplace_back(slot_action::ready{});
+    replace_if_lame_duck(lame_duck_seen_);
   }
 }
 
