@@ -98,6 +98,7 @@ void connection_slot::closed_if_done(steady_time now) {
 void connection_slot::on(const slot_event::child_down& ev) {
   if (ev.generation != 0 && ev.generation == retiring_) {
     retiring_ = 0; // replaced and done
+    replace_if_lame_duck(lame_duck_seen_);
     return;
   }
   if (ev.generation != 0 && ev.generation == next_) {
@@ -192,14 +193,16 @@ void connection_slot::on(const slot_event::reset&) {
 }
 
 void connection_slot::on(const slot_event::lame_duck& ev) {
-  if (!current(ev.generation))
-    return;
-  // The notice can overtake the child's first up (nats.c reads the server's INFO on its own
-  // thread): remembered, and acted on once the child is up.
-  if (state_ == connection_state::connecting) {
-    lame_duck_seen_ = generation_;
+  // A notice that cannot be acted on yet is remembered and acted on once it can: it overtook
+  // the child's first up (nats.c reads the server's INFO on its own thread), it is about the
+  // replacement before it serves, or the child it replaced has not ended yet.
+  if (next_ != 0 && ev.generation == next_) {
+    lame_duck_seen_ = next_;
     return;
   }
+  if (!current(ev.generation))
+    return;
+  lame_duck_seen_ = generation_;
   replace_if_lame_duck(generation_);
 }
 

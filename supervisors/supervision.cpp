@@ -559,7 +559,7 @@ void move_subscriptions(self_ptr self, url_entry& e, uint32_t index, uint64_t ge
       .then([one_done](uint64_t) { one_done(); },
             [one_done, url = e.url, id = r.id, generation](caf::error& err) {
               // Subscribed again at the switch-over (subscribe_on_child) if the child lacks it.
-              log().warn("{}: subscription {} not confirmed on generation {}: {}", url, id,
+              log().info("{}: subscription {} not confirmed on generation {}: {}", url, id,
                          generation, describe(err));
               one_done();
             });

@@ -542,8 +542,8 @@ TEST_CASE("a replacement generation that nats.c reconnects to another node goes 
   s.nats.max_pings_out = 3;
   s.nats.max_reconnect = 20;
   s.log_level = "info";
+  std::atomic<int> got{0}; // before the fixture: its actors may still run while it is destroyed
   service_fixture f{s};
-  std::atomic<int> got{0};
   auto subscriber = f.sys.spawn([&](caf::event_based_actor*) -> caf::behavior {
     return {[&](const nats_message&) { ++got; }};
   });
@@ -558,17 +558,19 @@ TEST_CASE("a replacement generation that nats.c reconnects to another node goes 
       return second && *second != *first;
     },
     15s));
+  REQUIRE(c.size() == 3);
   auto third = 3 - *first - *second;
   raw_connection pub{c.node(third).url(), "test-publisher"};
   auto delivered = [&](int n) {
     int before = got;
     for (int i = 0; i < n; ++i)
-      natsConnection_PublishString(pub.nc, "rep.x", "m");
+      REQUIRE(natsConnection_PublishString(pub.nc, "rep.x", "m") == NATS_OK);
     natsConnection_FlushTimeout(pub.nc, 2000);
     return eventually([&] { return got >= before + n; }, 10s);
   };
   REQUIRE(eventually([&] { return delivered(1); }, 10s)); // interest reached the third node
   CHECK(delivered(100));
+  auto generation = f.status_of(redact(f.svc->config().nats_url))->generation;
   c.kill(*second);
   std::optional<size_t> now_on;
   REQUIRE(eventually(
@@ -578,6 +580,7 @@ TEST_CASE("a replacement generation that nats.c reconnects to another node goes 
     },
     20s));
   INFO("natsvisor on node " << *first << ", then " << *second << ", now " << third);
+  CHECK(f.status_of(redact(f.svc->config().nats_url))->generation == generation); // nats.c's reconnect
   CHECK(eventually([&] { return delivered(1); }, 10s));
   CHECK(delivered(100));
   caf::anon_send_exit(subscriber, caf::exit_reason::user_shutdown);

@@ -798,6 +798,30 @@ TEST_CASE("a lame duck notice that overtakes the child's first up is acted on on
     CHECK(s.timer(2) == spawn_actions(3));
     CHECK(s.up(3) == "notify connected; ready");
   }
+  SECTION("a notice about the replacement before it serves: replaced once the old child ended") {
+    auto s = slot_in(connection_state::connected);
+    CHECK(s.lame_duck(2) == "replace 2 -> 3");
+    CHECK(s.lame_duck(3).empty());
+    CHECK(s.up(3) == "move 3");
+    CHECK(s.moved(3) == "switch_over 2 -> 3; ready");
+    CHECK(s.down(2, "stopped") == "replace 3 -> 4");
+  }
+  SECTION("a notice while the replaced child has not ended: acted on when it ended") {
+    auto s = slot_in(connection_state::connected);
+    CHECK(s.lame_duck(2) == "replace 2 -> 3");
+    CHECK(s.up(3) == "move 3");
+    CHECK(s.moved(3) == "switch_over 2 -> 3; ready");
+    CHECK(s.lame_duck(3).empty()); // never three children alive
+    CHECK(s.down(2, "stopped") == "replace 3 -> 4");
+    CHECK(s.down(2, "stopped").empty()); // once
+  }
+  SECTION("a notice while connecting, then a close: nothing replaced") {
+    auto s = slot_in(connection_state::connecting);
+    CHECK(s.lame_duck(2).empty());
+    CHECK(s.close() == "notify closing; stop 2");
+    CHECK(s.up(2).empty());
+    CHECK(s.down(2, "stopped") == closed_actions);
+  }
   SECTION("a stale notice is not remembered") {
     auto s = slot_in(connection_state::connecting);
     CHECK(s.lame_duck(1).empty());
@@ -1011,10 +1035,9 @@ class random_run {
     }
     if (std::holds_alternative<ev::reset>(in))
       model_ = {};
-    // The model's own record of a lame duck notice that came before its child was up.
-    if (auto* l = std::get_if<ev::lame_duck>(&in);
-        l && l->generation == generation_before && before == connection_state::connecting)
-      early_lame_duck_ = generation_before;
+    // The model's own record of the children whose server announced lame duck mode.
+    if (auto* l = std::get_if<ev::lame_duck>(&in); l && live_.count(l->generation) == 1)
+      noticed_.insert(l->generation);
     auto out = slot_.handle(in);
     cov_.ignored += out.empty();
     trace_.push_back(describe(in) + " -> " + show(out));
@@ -1189,15 +1212,10 @@ class random_run {
             on_gave_up(g, down);
           },
           [&](const act::replace& x) {
-            // At the notice, or at the up of a child whose notice came while it connected.
-            const auto* up = std::get_if<ev::child_up>(&in);
-            const auto* m = std::get_if<ev::moved>(&in);
-            bool deferred = early_lame_duck_ == generation_before
-                            && ((up && up->generation == generation_before)
-                                || (m && m->generation == generation_before));
-            expect(std::holds_alternative<ev::lame_duck>(in) || deferred,
-                   "replace without lame duck");
-            cov_.deferred_replacements += deferred;
+            // At the notice, or later for a notice that could not be acted on at once; at most
+            // once per notice.
+            expect(noticed_.erase(x.old) == 1, "replace without lame duck");
+            cov_.deferred_replacements += !std::holds_alternative<ev::lame_duck>(in);
             expect(x.old == generation_before && live_.count(x.old) == 1,
                    "replace beside a child that does not serve");
             expect(x.next > spawned_, "generation did not increase");
@@ -1293,7 +1311,7 @@ class random_run {
   std::set<uint64_t> live_;                              ///< children alive in the world
   std::set<uint64_t> stopping_;                          ///< children asked to stop
   std::set<uint64_t> moving_; ///< replacements whose subscriptions the supervisor moves
-  uint64_t early_lame_duck_ = 0; ///< a lame duck notice that came while its child connected
+  std::set<uint64_t> noticed_; ///< children whose server announced lame duck mode, not replaced
   uint64_t spawned_ = 0;                                 ///< the last generation spawned
   std::vector<std::pair<uint64_t, steady_time>> timers_; ///< restart timers armed, with due time
   policy_model model_;
