@@ -409,10 +409,12 @@ TEST_CASE("a rolling restart with lame duck mode loses no core message of a nats
         // natsvisor's side: whether the messages reach its connection (in_msgs) at all.
         auto ours = [&] {
           auto st = f.status_of(redact(f.svc->config().nats_url));
-          return st ? "generation " + std::to_string(st->generation) + " " + to_string(st->state)
-                        + ", " + std::to_string(st->subscriptions) + " subscriptions, in_msgs "
-                        + std::to_string(st->in_msgs)
-                    : std::string{"no status"};
+          std::lock_guard<std::mutex> guard{mx};
+          return (st ? "generation " + std::to_string(st->generation) + " " + to_string(st->state)
+                         + ", " + std::to_string(st->subscriptions) + " subscriptions, in_msgs "
+                         + std::to_string(st->in_msgs)
+                     : std::string{"no status"})
+                 + ", subscriber received " + std::to_string(received.size());
         };
         auto before = ours();
         // Whether each node answers a PING at all (a starved or hung server does not).
