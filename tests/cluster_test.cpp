@@ -65,6 +65,20 @@ std::optional<size_t> natsvisor_node(nats_cluster& c, service_fixture& f) {
   return c.node_of_client("natsvisor/shared/" + std::to_string(st->generation));
 }
 
+/// Waits until natsvisor's shared connection is served by a node other than `from`: that node,
+/// or nothing at the deadline.
+std::optional<size_t> wait_moved_off(nats_cluster& c, service_fixture& f, size_t from,
+                                     std::chrono::milliseconds deadline) {
+  std::optional<size_t> on;
+  eventually(
+    [&] {
+      on = natsvisor_node(c, f);
+      return on && *on != from;
+    },
+    deadline);
+  return on && *on != from ? on : std::nullopt;
+}
+
 /// Every state change the fixture's watcher has received and not read yet; slow-consumer events
 /// go to `slow` if given.
 std::vector<state_changed> drain_events(service_fixture& f,
@@ -213,13 +227,8 @@ TEST_CASE("killing the node natsvisor uses fails over with subscriptions and wit
   c.kill(*before);
   auto killed_at = clock_type::now();
   // Failover: natsvisor's connection shows up on another node.
-  std::optional<size_t> after;
-  REQUIRE(eventually(
-    [&] {
-      after = natsvisor_node(c, f);
-      return after && *after != *before;
-    },
-    15s));
+  auto after = wait_moved_off(c, f, *before, 15s);
+  REQUIRE(after);
   auto failover = clock_type::now() - killed_at;
   int acked_at_failover = acked_count;
   REQUIRE(eventually([&] { return acked_count >= acked_at_failover + 100; }, 30s));
@@ -553,13 +562,8 @@ TEST_CASE("a replacement generation that nats.c reconnects to another node goes 
   auto first = natsvisor_node(c, f);
   REQUIRE(first);
   c.lame_duck(*first);
-  std::optional<size_t> second;
-  REQUIRE(eventually(
-    [&] {
-      second = natsvisor_node(c, f);
-      return second && *second != *first;
-    },
-    15s));
+  auto second = wait_moved_off(c, f, *first, 15s);
+  REQUIRE(second);
   REQUIRE(c.size() == 3);
   auto third = 3 - *first - *second;
   raw_connection pub{c.node(third).url(), "test-publisher"};
