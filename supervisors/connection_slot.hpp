@@ -27,8 +27,10 @@
 //   up its subscriptions are moved to it (`move`, confirmed by `moved`), then it serves and the
 //   old one is retired (`switch_over`). If the replacement fails first, the old one serves on
 //   (nats.c reconnects it when the server closes it); if the old one fails first, the
-//   replacement takes over as if it were a restart that needed no delay. A notice that arrives
-//   before the child's first up (it can overtake it) is acted on once the child is up.
+//   replacement takes over as if it were a restart that needed no delay. A notice that cannot be
+//   acted on yet is kept until it can: one that overtakes the child's first up, one about the
+//   replacement before it serves (acted on once the replaced child ended), or one while the
+//   replaced child has not ended.
 // - A close always completes: with a live child it stops it and ends at its child_down; without
 //   one it ends at once. A `start` that arrives while closing is remembered and honoured after
 //   the close completed (close first, then a fresh connection), so the close is never stranded.
@@ -263,7 +265,7 @@ class connection_slot {
   bool next_up_ = false;  ///< the replacement connected; its subscriptions are being moved
   uint64_t retiring_ = 0; ///< a replaced child not yet down
   bool moving_ = false;   ///< a replacement took over while its subscriptions were moving
-  uint64_t lame_duck_seen_ = 0; ///< the serving child's server entered lame duck mode before it was up
+  uint64_t lame_duck_seen_ = 0; ///< a lame duck notice not acted on yet (its generation)
   bool reopen_ = false;
   uint64_t restarts_ = 0;
   std::string last_error_;
