@@ -6,6 +6,10 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cctype>
+#include <cstdlib>
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,6 +44,13 @@ struct raw_connection {
     natsOptions_SetLameDuckModeCB(
       opts, [](natsConnection*, void* self) { ++static_cast<raw_connection*>(self)->lame_ducks; },
       this);
+    // Kept without asking nats.c, whose status call blocks during a reconnect attempt.
+    natsOptions_SetDisconnectedCB(
+      opts, [](natsConnection*, void* self) { static_cast<raw_connection*>(self)->connected = false; },
+      this);
+    natsOptions_SetReconnectedCB(
+      opts, [](natsConnection*, void* self) { static_cast<raw_connection*>(self)->connected = true; },
+      this);
     if (ping_interval_ms > 0) {
       natsOptions_SetPingInterval(opts, ping_interval_ms);
       natsOptions_SetMaxPingsOut(opts, 2);
@@ -60,6 +71,39 @@ struct raw_connection {
   natsConnection* nc = nullptr;
   jsCtx* js = nullptr;
   std::atomic<int> lame_ducks{0}; ///< lame duck mode announcements nats.c reported
+  std::atomic<bool> connected{true}; ///< false from a disconnect until the reconnect
+};
+
+/// Counts what a raw subscription received when its payloads are sequence numbers; other
+/// payloads (a test's warm-up messages) are only counted. Use it as the closure of
+/// `natsConnection_Subscribe(..., core_counter::on_msg, &counter)`, and declare it before the
+/// connection, so that it outlives the subscription's delivery thread.
+struct core_counter {
+  std::mutex mtx;
+  std::set<uint64_t> seen;
+  uint64_t duplicates = 0;
+  std::atomic<int> others{0};
+  static void on_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+    auto self = static_cast<core_counter*>(closure);
+    auto data = natsMsg_GetData(msg);
+    if (natsMsg_GetDataLength(msg) == 0 || !std::isdigit(static_cast<unsigned char>(data[0]))) {
+      ++self->others;
+    } else {
+      auto seq = std::strtoull(data, nullptr, 10);
+      std::lock_guard<std::mutex> guard{self->mtx};
+      if (!self->seen.insert(seq).second)
+        ++self->duplicates;
+    }
+    natsMsg_Destroy(msg);
+  }
+  bool saw(uint64_t seq) {
+    std::lock_guard<std::mutex> guard{mtx};
+    return seen.count(seq) > 0;
+  }
+  size_t count() {
+    std::lock_guard<std::mutex> guard{mtx};
+    return seen.size();
+  }
 };
 
 } // namespace natsvisor::testing
