@@ -32,20 +32,40 @@ int num_routes(int monitor_port) {
 } // namespace
 
 nats_cluster::nats_cluster(size_t nodes) : paused_(nodes, false) {
-  std::vector<int> route_ports;
-  while (route_ports.size() < nodes) {
-    // Distinct ports: the kernel may hand out the same free port twice before any is bound.
-    auto p = nats_server::free_port();
-    if (std::find(route_ports.begin(), route_ports.end(), p) == route_ports.end())
-      route_ports.push_back(p);
+  // Ports are picked before the servers bind them, so another process (a second copy of the
+  // suite) may take one in between: that node then exits ("address already in use", seen on a
+  // route port). Such a start is retried on fresh ports, a few times.
+  constexpr int attempts = 3;
+  for (int attempt = 1;; ++attempt) {
+    nodes_.clear();
+    try {
+      std::vector<int> route_ports;
+      while (route_ports.size() < nodes) {
+        // Distinct ports: the kernel may hand out the same free port twice before any is bound.
+        auto p = nats_server::free_port();
+        if (std::find(route_ports.begin(), route_ports.end(), p) == route_ports.end())
+          route_ports.push_back(p);
+      }
+      for (size_t i = 0; i < nodes; ++i) {
+        server_options opts;
+        opts.extra_config = node_config(i, route_ports);
+        nodes_.push_back(std::make_unique<nats_server>(opts));
+      }
+    } catch (const std::runtime_error&) {
+      if (attempt == attempts)
+        throw;
+      continue;
+    }
+    // The running nodes may form without one that exited, so both are checked.
+    auto formed = wait_formed();
+    auto exited = std::find_if(nodes_.begin(), nodes_.end(), [](auto& n) { return !n->running(); });
+    if (formed && exited == nodes_.end())
+      return;
+    if (exited == nodes_.end() || attempt == attempts)
+      throw std::runtime_error(
+        "nats_cluster: the cluster did not form within 30 s"
+        + (exited == nodes_.end() ? std::string{} : "; a node exited, its log:\n" + (*exited)->log_tail()));
   }
-  for (size_t i = 0; i < nodes; ++i) {
-    server_options opts;
-    opts.extra_config = node_config(i, route_ports);
-    nodes_.push_back(std::make_unique<nats_server>(opts));
-  }
-  if (!wait_formed())
-    throw std::runtime_error("nats_cluster: the cluster did not form within 30 s");
 }
 
 std::string nats_cluster::url() const {
