@@ -103,6 +103,8 @@ class nats_server {
 
   /// Path of the file that receives the server's stdout/stderr.
   std::string log_file() const;
+  /// The last 4 KiB of that file, for a failure message.
+  std::string log_tail() const;
 
   /// Binds 127.0.0.1:0, reads the port the kernel chose and closes the socket.
   /// Another process may grab the port before it is used; tests accept that.
@@ -110,7 +112,6 @@ class nats_server {
 
  private:
   void wait_until_ready();
-  std::string log_tail() const;
 
   server_options opts_;
   int port_ = 0;
