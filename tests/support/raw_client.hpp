@@ -7,10 +7,12 @@
 
 #include <atomic>
 #include <cctype>
+#include <chrono>
 #include <cstdlib>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nats/nats.h>
@@ -51,6 +53,9 @@ struct raw_connection {
     natsOptions_SetReconnectedCB(
       opts, [](natsConnection*, void* self) { static_cast<raw_connection*>(self)->connected = true; },
       this);
+    natsOptions_SetClosedCB(
+      opts, [](natsConnection*, void* self) { static_cast<raw_connection*>(self)->closed = true; },
+      this);
     if (ping_interval_ms > 0) {
       natsOptions_SetPingInterval(opts, ping_interval_ms);
       natsOptions_SetMaxPingsOut(opts, 2);
@@ -63,6 +68,13 @@ struct raw_connection {
   }
   ~raw_connection() {
     jsCtx_Destroy(js);
+    // nats.c runs the callbacks above on its own thread, in order, and may run the disconnected
+    // and closed ones after Destroy returned: they refer to this object. So the connection is
+    // closed first and destroyed once the closed callback, the last, has run.
+    natsConnection_Close(nc);
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!closed && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     natsConnection_Destroy(nc);
   }
   raw_connection(const raw_connection&) = delete;
@@ -72,6 +84,7 @@ struct raw_connection {
   jsCtx* js = nullptr;
   std::atomic<int> lame_ducks{0}; ///< lame duck mode announcements nats.c reported
   std::atomic<bool> connected{true}; ///< false from a disconnect until the reconnect
+  std::atomic<bool> closed{false};
 };
 
 /// Counts what a raw subscription received when its payloads are sequence numbers; other
