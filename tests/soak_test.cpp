@@ -49,6 +49,24 @@ int fds_now() {
 }
 
 
+// Counts the core messages that reach an independent subscriber, by sequence number.
+struct core_counter {
+  std::mutex mtx;
+  std::set<uint64_t> seen;
+  uint64_t duplicates = 0;
+  static void on_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+    auto self = static_cast<core_counter*>(closure);
+    auto seq = std::strtoull(natsMsg_GetData(msg), nullptr, 10);
+    {
+      std::lock_guard<std::mutex> guard{self->mtx};
+      if (!self->seen.insert(seq).second)
+        ++self->duplicates;
+    }
+    natsMsg_Destroy(msg);
+  }
+};
+
+
 void echo(natsConnection* nc, natsSubscription*, natsMsg* msg, void*) {
   if (auto reply = natsMsg_GetReply(msg))
     natsConnection_Publish(nc, reply, natsMsg_GetData(msg), natsMsg_GetDataLength(msg));

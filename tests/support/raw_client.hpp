@@ -6,11 +6,8 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
-#include <cctype>
 #include <chrono>
-#include <cstdlib>
-#include <mutex>
-#include <set>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -44,18 +41,17 @@ struct raw_connection {
     natsOptions_SetTimeout(opts, 2000);
     // Counted, so a test can tell whether its server announced lame duck mode at all.
     natsOptions_SetLameDuckModeCB(
-      opts, [](natsConnection*, void* self) { ++static_cast<raw_connection*>(self)->lame_ducks; },
-      this);
-    // Kept without asking nats.c, whose status call blocks during a reconnect attempt.
+      opts, [](natsConnection*, void* st) { ++static_cast<shared_state*>(st)->lame_ducks; },
+      state_.get());
     natsOptions_SetDisconnectedCB(
-      opts, [](natsConnection*, void* self) { static_cast<raw_connection*>(self)->connected = false; },
-      this);
+      opts, [](natsConnection*, void* st) { static_cast<shared_state*>(st)->connected = false; },
+      state_.get());
     natsOptions_SetReconnectedCB(
-      opts, [](natsConnection*, void* self) { static_cast<raw_connection*>(self)->connected = true; },
-      this);
+      opts, [](natsConnection*, void* st) { static_cast<shared_state*>(st)->connected = true; },
+      state_.get());
     natsOptions_SetClosedCB(
-      opts, [](natsConnection*, void* self) { static_cast<raw_connection*>(self)->closed = true; },
-      this);
+      opts, [](natsConnection*, void* st) { static_cast<shared_state*>(st)->closed = true; },
+      state_.get());
     if (ping_interval_ms > 0) {
       natsOptions_SetPingInterval(opts, ping_interval_ms);
       natsOptions_SetMaxPingsOut(opts, 2);
@@ -69,54 +65,33 @@ struct raw_connection {
   ~raw_connection() {
     jsCtx_Destroy(js);
     // nats.c runs the callbacks above on its own thread, in order, and may run the disconnected
-    // and closed ones after Destroy returned: they refer to this object. So the connection is
-    // closed first and destroyed once the closed callback, the last, has run.
+    // and closed ones after Destroy returned. So the connection is closed first, and what the
+    // callbacks write is freed once the closed callback, the last, has run (or else left).
     natsConnection_Close(nc);
-    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (!closed && std::chrono::steady_clock::now() < until)
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!state_->closed && std::chrono::steady_clock::now() < until)
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     natsConnection_Destroy(nc);
+    if (!state_->closed)
+      (void)state_.release(); // a callback may still write it: leaked rather than freed
   }
   raw_connection(const raw_connection&) = delete;
   raw_connection& operator=(const raw_connection&) = delete;
 
+  /// What nats.c's callbacks write, apart from the object (see the destructor).
+  struct shared_state {
+    std::atomic<int> lame_ducks{0};
+    std::atomic<bool> connected{true};
+    std::atomic<bool> closed{false};
+  };
+  std::unique_ptr<shared_state> state_ = std::make_unique<shared_state>();
+
   natsConnection* nc = nullptr;
   jsCtx* js = nullptr;
-  std::atomic<int> lame_ducks{0}; ///< lame duck mode announcements nats.c reported
-  std::atomic<bool> connected{true}; ///< false from a disconnect until the reconnect
-  std::atomic<bool> closed{false};
-};
-
-/// Counts what a raw subscription received when its payloads are sequence numbers; other
-/// payloads (a test's warm-up messages) are only counted. Use it as the closure of
-/// `natsConnection_Subscribe(..., core_counter::on_msg, &counter)`, and declare it before the
-/// connection, so that it outlives the subscription's delivery thread.
-struct core_counter {
-  std::mutex mtx;
-  std::set<uint64_t> seen;
-  uint64_t duplicates = 0;
-  std::atomic<int> others{0};
-  static void on_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
-    auto self = static_cast<core_counter*>(closure);
-    auto data = natsMsg_GetData(msg);
-    if (natsMsg_GetDataLength(msg) == 0 || !std::isdigit(static_cast<unsigned char>(data[0]))) {
-      ++self->others;
-    } else {
-      auto seq = std::strtoull(data, nullptr, 10);
-      std::lock_guard<std::mutex> guard{self->mtx};
-      if (!self->seen.insert(seq).second)
-        ++self->duplicates;
-    }
-    natsMsg_Destroy(msg);
-  }
-  bool saw(uint64_t seq) {
-    std::lock_guard<std::mutex> guard{mtx};
-    return seen.count(seq) > 0;
-  }
-  size_t count() {
-    std::lock_guard<std::mutex> guard{mtx};
-    return seen.size();
-  }
+  std::atomic<int>& lame_ducks = state_->lame_ducks; ///< lame duck mode announcements nats.c reported
+  /// False from a disconnect until the reconnect (kept without asking nats.c, whose status call
+  /// blocks during a reconnect attempt).
+  std::atomic<bool>& connected = state_->connected;
 };
 
 } // namespace natsvisor::testing
