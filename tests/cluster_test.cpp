@@ -11,7 +11,6 @@
 #include <mutex>
 #include <memory>
 #include <set>
-#include <thread>
 #include <unordered_map>
 
 #include "monitor_http.hpp"
@@ -164,9 +163,7 @@ struct witness {
   ~witness() {
     // The handler may run once more after the unsubscribe; the completion comes after it.
     natsSubscription_Unsubscribe(sub);
-    auto until = clock_type::now() + 30s;
-    while (!done && clock_type::now() < until)
-      std::this_thread::sleep_for(1ms);
+    eventually([this] { return done.load(); }, 30s);
     natsSubscription_Destroy(sub);
   }
   witness(const witness&) = delete;
