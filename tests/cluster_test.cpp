@@ -669,9 +669,9 @@ TEST_CASE("a rolling restart with lame duck mode loses no core message of a nats
     };
     // Found nowhere at all: nothing excuses the miss.
     auto natsvisors = on.empty() || std::any_of(on.begin(), on.end(), had_it);
-    auto& count = natsvisors ? lost : unrouted;
+    auto& tally = natsvisors ? lost : unrouted;
     auto& first = natsvisors ? first_lost : first_unrouted;
-    if (++count > 10)
+    if (++tally > 10)
       continue;
     first += std::to_string(n) + " (node";
     for (auto i : on) {

@@ -62,9 +62,11 @@ nats_cluster::nats_cluster(size_t nodes) : paused_(nodes, false) {
     if (formed && exited == nodes_.end())
       return;
     if (exited == nodes_.end() || attempt == attempts)
-      throw std::runtime_error(
-        "nats_cluster: the cluster did not form within 30 s"
-        + (exited == nodes_.end() ? std::string{} : "; a node exited, its log:\n" + (*exited)->log_tail()));
+      throw std::runtime_error(exited == nodes_.end()
+                                 ? std::string{"nats_cluster: the cluster did not form within 30 s"}
+                                 : "nats_cluster: a node exited while the cluster formed, "
+                                   + std::to_string(attempts) + " times; the last one's log:\n"
+                                   + (*exited)->log_tail());
   }
 }
 
